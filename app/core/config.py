@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     SAM_CHECKPOINT_URL: str | None = None
     # Explicit local checkpoint (e.g. fine-tuned weights): used as is, never downloaded.
     SAM_CHECKPOINT_PATH: Path | None = None
+    # Expected sha256 (or prefix) of a downloaded file; default: the official file's.
+    SAM_CHECKPOINT_SHA256: str | None = None
     DOWNLOAD_TIMEOUT_S: float = Field(600.0, gt=0)
 
     RESULTS_DIR: Path = Path("results")

@@ -9,6 +9,7 @@ class ServiceError(Exception):
 
     code = "INTERNAL_ERROR"
     status = 500
+    phase: str | None = None  # the pipeline phase that failed, set by the pipeline
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -33,3 +34,9 @@ class ModelLoadFailed(ServiceError):
 
 class SegmentationFailed(ServiceError):
     code, status = "SEGMENTATION_FAILED", 500
+
+
+class StorageError(ServiceError):
+    """The results folder could not be written (read-only, full disk ...)."""
+
+    code, status = "STORAGE_ERROR", 507

@@ -1,0 +1,23 @@
+"""GET /info and GET /health: what this server is, and whether it is up."""
+
+from fastapi import APIRouter, Request
+
+from app import __version__
+from app.routes.deps import ManagerDep
+from app.schemas import HealthResponse, InfoResponse
+
+router = APIRouter()
+
+
+@router.get("/info", response_model=InfoResponse)
+async def info(request: Request, manager: ManagerDep) -> InfoResponse:
+    # Read from the OpenAPI schema, so the list is the published contract itself.
+    paths = request.app.openapi()["paths"]
+    endpoints = sorted(f"{method.upper()} {path}" for path, ops in paths.items() for method in ops)
+    return InfoResponse(name="sam-segmentation-service", version=__version__,
+                        model=manager.model_type, device=manager.device, endpoints=endpoints)
+
+
+@router.get("/health", response_model=HealthResponse)
+async def health(manager: ManagerDep) -> HealthResponse:
+    return HealthResponse(status="ok", model_loaded=manager.loaded)

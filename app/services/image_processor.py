@@ -1,0 +1,106 @@
+"""Image I/O at the edges: validate and decode uploads, write PNGs.
+
+Validation looks at the bytes, never at the file name or declared type. The
+pixel count is read from the header before any pixel is decoded, so a
+decompression bomb is refused without costing memory.
+"""
+
+import warnings
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from app.core.errors import InvalidImage
+
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
+# Low zlib effort: masks and cut-outs compress well anyway, and writing must
+# stay a small fraction of the generation time.
+_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An upload decoded to RGB, with what metadata.json reports about it."""
+
+    rgb: np.ndarray  # H x W x 3, uint8
+    format: str
+    mode: str  # the PIL mode before conversion, e.g. "I;16", "CMYK", "P"
+
+    @property
+    def width(self) -> int:
+        return self.rgb.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.rgb.shape[0]
+
+
+def validate_image(data: bytes, max_bytes: int, max_pixels: int) -> DecodedImage:
+    """Decode an upload to RGB or raise InvalidImage with `details.reason`."""
+    if not data:
+        raise InvalidImage("empty", "The uploaded file is empty")
+    if len(data) > max_bytes:
+        raise InvalidImage("too_large", f"The upload is larger than {max_bytes} bytes",
+                           max_bytes=max_bytes, received_bytes=len(data))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(BytesIO(data))
+            _check_header(image, max_pixels)
+            image.load()
+            mode = image.mode
+            rgb = _to_rgb(ImageOps.exif_transpose(image))
+    except InvalidImage:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        if isinstance(exc, UnidentifiedImageError):
+            raise InvalidImage("not_an_image", "The upload is not a readable image") from exc
+        raise InvalidImage("too_many_pixels", "The image has too many pixels",
+                           max_pixels=max_pixels) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImage("truncated", f"The image data is truncated or corrupt: {exc}") from exc
+    return DecodedImage(rgb=rgb, format=image.format, mode=mode)
+
+
+def _check_header(image: Image.Image, max_pixels: int) -> None:
+    if image.format not in ACCEPTED_FORMATS:
+        raise InvalidImage("unsupported_format", f"{image.format} images are not accepted",
+                           format=image.format, accepted=list(ACCEPTED_FORMATS))
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise InvalidImage("empty", "The image has no pixels")
+    if width * height > max_pixels:
+        raise InvalidImage("too_many_pixels", f"{width}x{height} exceeds {max_pixels} pixels",
+                           width=width, height=height, max_pixels=max_pixels)
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    """Any mode to 8-bit RGB: 16/32-bit scaled down, transparency over white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        wide = np.asarray(image, dtype=np.uint32 if image.mode == "I" else np.uint16)
+        shift = 24 if image.mode == "I" else 8
+        image = Image.fromarray((wide >> shift).astype(np.uint8), mode="L")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+
+
+def write_png(path: Path, pixels: np.ndarray) -> None:
+    """Write a gray, RGB or RGBA uint8 array as PNG (colour order RGB)."""
+    if pixels.ndim == 3:
+        code = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        pixels = cv2.cvtColor(pixels, code)
+    if not cv2.imwrite(str(path), pixels, _PNG_PARAMS):
+        raise OSError(f"could not write {path}")
+
+
+def write_mask(path: Path, mask: np.ndarray) -> None:
+    """A boolean mask as an 8-bit PNG, 0 outside and 255 inside."""
+    write_png(path, mask.astype(np.uint8) * 255)

@@ -1,0 +1,114 @@
+"""One SAM model per process: where its checkpoint lives, loading it once onto the
+right device, and unloading / rebuilding it when generation goes wrong.
+
+Loading is blocking (torch); callers run it in a worker thread.
+"""
+
+import threading
+import time
+from pathlib import Path
+
+import torch
+from segment_anything import SamAutomaticMaskGenerator
+from segment_anything.modeling import Sam
+
+from app.core.config import Settings
+from app.core.errors import ModelLoadFailed
+from app.core.logging import get_logger
+from app.services.model_registry import BUNDLED_WEIGHTS_DIR, MODEL_REGISTRY, ModelSpec
+
+log = get_logger(__name__)
+
+
+def checkpoint_url(spec: ModelSpec, settings: Settings) -> str | None:
+    """The mirror if one is configured, else the official URL (None: nothing to download)."""
+    return settings.SAM_CHECKPOINT_URL or spec.url
+
+
+def checkpoint_path(model_type: str, settings: Settings) -> Path:
+    """Where this model's weights are read from (an explicit path wins)."""
+    spec = MODEL_REGISTRY[model_type]
+    if settings.SAM_CHECKPOINT_PATH is not None:
+        return settings.SAM_CHECKPOINT_PATH
+    if spec.bundled and not settings.SAM_CHECKPOINT_URL:
+        return BUNDLED_WEIGHTS_DIR / spec.checkpoint_name
+    return settings.MODEL_CACHE_DIR / spec.checkpoint_name
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadFailed("DEVICE=cuda but no CUDA device is available",
+                              {"remedies": ["set DEVICE=cpu or DEVICE=auto"]})
+    return requested
+
+
+def release_cuda_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class ModelManager:
+    """Holds the loaded model; thread-safe lazy load, unload and rebuild."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.model_type = settings.DEFAULT_MODEL
+        self.device = resolve_device(settings.DEVICE)
+        self.checkpoint = checkpoint_path(self.model_type, settings)
+        self.load_seconds: float | None = None
+        self._sam: Sam | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._sam is not None
+
+    def model(self) -> Sam:
+        """The loaded model; loads it on first use. A failed load is retried once
+        after freeing CUDA memory, then raises ModelLoadFailed."""
+        with self._lock:
+            if self._sam is None:
+                try:
+                    self._sam = self._load()
+                except ModelLoadFailed:
+                    raise
+                except Exception as first:  # noqa: BLE001 - retried once, then reported
+                    log.warning("model_load_retry", error=repr(first))
+                    release_cuda_memory()
+                    try:
+                        self._sam = self._load()
+                    except Exception as exc:
+                        raise ModelLoadFailed(
+                            f"Could not load {self.model_type} from {self.checkpoint}: {exc}",
+                            {"model_type": self.model_type, "checkpoint": str(self.checkpoint)},
+                        ) from exc
+            return self._sam
+
+    def generator(self, **params) -> SamAutomaticMaskGenerator:
+        """A fresh generator over the shared model: its predictor holds per-image
+        state, so concurrent jobs must not share one."""
+        return SamAutomaticMaskGenerator(self.model(), **params)
+
+    def unload(self) -> None:
+        with self._lock:
+            self._sam = None
+        release_cuda_memory()
+        log.info("model_unloaded", model_type=self.model_type)
+
+    def _load(self) -> Sam:
+        if not self.checkpoint.is_file():
+            raise ModelLoadFailed(
+                f"Checkpoint for {self.model_type} not found at {self.checkpoint}",
+                {"checkpoint": str(self.checkpoint)},
+            )
+        started = time.monotonic()
+        sam = MODEL_REGISTRY[self.model_type].builder()
+        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        sam.load_state_dict(state)
+        sam.to(self.device).eval()
+        self.load_seconds = round(time.monotonic() - started, 3)
+        log.info("model_loaded", model_type=self.model_type, device=self.device,
+                 checkpoint=str(self.checkpoint), seconds=self.load_seconds)
+        return sam

@@ -1,0 +1,35 @@
+"""The overlay picture: every kept mask in its own translucent colour, outlined."""
+
+import colorsys
+
+import cv2
+import numpy as np
+
+_FILL_OPACITY = 0.45
+
+
+def mask_colour(index: int) -> tuple[int, int, int]:
+    """Distinct, stable RGB colours: hues spaced by the golden ratio."""
+    hue = (index * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 1.0)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def render_overlay(image: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
+    """`image` (H x W x 3 RGB) with `masks` (largest first) painted over it.
+
+    Smaller masks are painted after larger ones so they stay visible on top."""
+    paint = image.copy()
+    covered = np.zeros(image.shape[:2], dtype=bool)
+    for index, mask in enumerate(masks):
+        paint[mask] = mask_colour(index)
+        covered |= mask
+    blended = image.copy()
+    blended[covered] = (
+        image[covered] * (1 - _FILL_OPACITY) + paint[covered] * _FILL_OPACITY
+    ).astype(np.uint8)
+    for index, mask in enumerate(masks):
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(blended, contours, -1, mask_colour(index), thickness=2)
+    return blended
