@@ -8,17 +8,22 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from app import __version__
 from app.core.config import get_settings
-from app.core.errors import ServiceError
+from app.core.errors import InvalidImage, ServiceError
 from app.core.logging import get_logger, setup_logger
+from app.lib.checkpoint_recovery import load_model
 from app.lib.model_bootstrap import ensure_model_ready
-from app.routes import segment, system
+from app.routes import health, metrics, results, segment, system, web
+from app.services.job_queue import JobQueue
+from app.services.metrics import MetricsMiddleware
 from app.services.model_manager import ModelManager
 from app.services.result_writer import sweep_temporary_folders
+from app.services.retention import retention_loop
 
 log = get_logger(__name__)
 
@@ -32,18 +37,26 @@ async def lifespan(app: FastAPI):
     try:
         await ensure_model_ready(settings.DEFAULT_MODEL, settings)
         manager = ModelManager(settings)
-        await asyncio.to_thread(manager.model)
+        await load_model(manager, settings)
     except ServiceError as exc:
         log.error("startup_failed", error_code=exc.code, message=exc.message, **exc.details)
         raise
     app.state.manager = manager
+    app.state.jobs = JobQueue(settings.MAX_CONCURRENT_JOBS, settings.MAX_QUEUED_JOBS,
+                              settings.JOB_TIMEOUT_S)
+    retention = asyncio.create_task(retention_loop(settings))
     yield
-    log.info("shutdown")
+    # uvicorn has waited for in-flight requests; jobs it cancelled (graceful-shutdown
+    # timeout) are abandoned and clean up after themselves when their thread ends.
+    retention.cancel()
+    still_running = await app.state.jobs.drain(settings.JOB_TIMEOUT_S)
+    log.info("shutdown", jobs_drained=still_running)
 
 
-def _envelope(status: int, code: str, message: str, details: dict) -> JSONResponse:
+def _envelope(status: int, code: str, message: str, details: dict,
+              headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"success": False, "error_code": code, "message": message, "details": details}
-    return JSONResponse(status_code=status, content=body)
+    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -52,7 +65,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         where = {"phase": exc.phase} if exc.phase else {}
         log.warning("request_failed", error_code=exc.code, message=exc.message,
                     path=request.url.path, **where)
-        return _envelope(exc.status, exc.code, exc.message, exc.details)
+        return _envelope(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -62,6 +75,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 413:  # the body limit set on /segment in create_app
+            too_large = InvalidImage("too_large", "The upload exceeds MAX_IMAGE_SIZE_MB",
+                                     max_bytes=get_settings().max_image_bytes)
+            return await service_error(request, too_large)
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
         return _envelope(exc.status_code, code, str(exc.detail), {})
 
@@ -76,8 +93,18 @@ def create_app() -> FastAPI:
     # Configured here, after uvicorn set up its own logging, so its records are JSON too.
     setup_logger(settings.LOG_LEVEL, settings.LOG_FORMAT)
     app = FastAPI(title="SAM segmentation service", version=__version__, lifespan=lifespan)
-    app.include_router(segment.router)
+    # Refused by Content-Length before parsing, or once the counted bytes pass it.
+    app.include_router(segment.router, max_body_size=settings.max_upload_bytes)
+    app.include_router(health.router)
     app.include_router(system.router)
+    app.include_router(results.router)
+    app.include_router(metrics.router)
+    app.include_router(web.router)
+    app.mount("/static", web.static_files, name="static")
+    app.add_middleware(MetricsMiddleware)
+    if settings.CORS_ORIGINS:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.CORS_ORIGINS,
+                           allow_methods=["GET", "POST"], allow_headers=["X-API-Key"])
     _install_error_handlers(app)
     return app
 

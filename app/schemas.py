@@ -28,6 +28,13 @@ class ResultFiles(BaseModel):
     masks: list[str]
     objects: list[str]
     metadata: str
+    annotations: str = Field(description="COCO-format annotations of every object")
+
+
+class ResultUrls(ResultFiles):
+    """The same files as URLs this server answers (GET), plus the whole folder as a zip."""
+
+    archive: str
 
 
 class SegmentResponse(BaseModel):
@@ -36,6 +43,7 @@ class SegmentResponse(BaseModel):
     objects_count: int
     output_dir: str = Field(description="Result folder, relative to the server's working directory")
     files: ResultFiles
+    urls: ResultUrls = Field(description="Download URLs (absolute paths on this server)")
     parameters: dict[str, Any]
     timings: dict[str, float] = Field(description="Milliseconds per phase")
 
@@ -58,3 +66,15 @@ class InfoResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     model_loaded: bool
+
+
+class LiveResponse(BaseModel):
+    status: str = "ok"
+
+
+class ReadyResponse(BaseModel):
+    status: str = "ready"
+    model_loaded: bool
+    results_writable: bool
+    jobs_running: int
+    jobs_waiting: int

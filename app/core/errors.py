@@ -10,6 +10,7 @@ class ServiceError(Exception):
     code = "INTERNAL_ERROR"
     status = 500
     phase: str | None = None  # the pipeline phase that failed, set by the pipeline
+    headers: dict[str, str] = {}  # extra response headers, e.g. Retry-After
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -40,3 +41,43 @@ class StorageError(ServiceError):
     """The results folder could not be written (read-only, full disk ...)."""
 
     code, status = "STORAGE_ERROR", 507
+
+
+class NotFound(ServiceError):
+    """No such result: unknown job id, unknown file, or a name that is not allowed."""
+
+    code, status = "NOT_FOUND", 404
+
+
+class Unauthorized(ServiceError):
+    """API_KEY is set and the request's X-API-Key header is missing or wrong."""
+
+    code, status = "UNAUTHORIZED", 401
+
+
+class ServerBusy(ServiceError):
+    """Every generation slot and queue place is taken; `Retry-After` says when to come back."""
+
+    code, status = "SERVER_BUSY", 503
+
+    def __init__(self, message: str, retry_after_s: int, **details: Any) -> None:
+        super().__init__(message, {"retry_after_s": retry_after_s, **details})
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class NotReady(ServiceError):
+    """The model is not loaded or the results folder is not writable."""
+
+    code, status = "NOT_READY", 503
+
+
+class SegmentationTimeout(ServiceError):
+    """The job ran past JOB_TIMEOUT_S; its result is discarded when its thread ends."""
+
+    code, status = "SEGMENTATION_TIMEOUT", 504
+
+
+class ClientDisconnected(ServiceError):
+    """The client went away while its job waited in the queue (nginx's 499)."""
+
+    code, status = "CLIENT_DISCONNECTED", 499

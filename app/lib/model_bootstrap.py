@@ -30,13 +30,28 @@ async def ensure_model_ready(model_type: str, settings: Settings | None = None):
             log.info("checkpoint_found", model_type=model_type, path=str(path), bytes=size)
             return path
     url = checkpoint_url(spec, settings)
+    if settings.OFFLINE and url is not None and settings.SAM_CHECKPOINT_PATH is None:
+        raise ModelLoadFailed(
+            f"OFFLINE=1 and no checkpoint for {model_type} at {path}; nothing is downloaded",
+            {"checkpoint": str(path), "remedies": offline_remedies(url, path)},
+        )
     if settings.SAM_CHECKPOINT_PATH is not None or url is None:
         raise ModelLoadFailed(
             f"No usable checkpoint for {model_type} at {path}",
             {"checkpoint": str(path), "remedies": _local_remedies(model_type, path)},
         )
     expected = settings.SAM_CHECKPOINT_SHA256 or spec.sha256_prefix
-    return await ensure_checkpoint(url, path, expected, settings.DOWNLOAD_TIMEOUT_S)
+    return await ensure_checkpoint(url, path, expected, settings.DOWNLOAD_TIMEOUT_S,
+                                   connect_timeout_s=settings.DOWNLOAD_CONNECT_TIMEOUT_S,
+                                   read_timeout_s=settings.DOWNLOAD_READ_TIMEOUT_S,
+                                   attempts=settings.DOWNLOAD_ATTEMPTS)
+
+
+def offline_remedies(url: str, path) -> list[str]:
+    return [f"copy the checkpoint (from {url}) to {path}",
+            "set SAM_CHECKPOINT_PATH to a local checkpoint file",
+            "run with DEFAULT_MODEL=sam_tiny (bundled weights)",
+            "or unset OFFLINE to allow the one-time download"]
 
 
 def _readable_size(path) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 from filelock import AsyncFileLock
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from app.core.errors import ModelLoadFailed
 from app.core.logging import get_logger
@@ -42,16 +43,28 @@ def download_failed(url: str, dest: Path, reason: str) -> ModelLoadFailed:
     )
 
 
-async def ensure_checkpoint(url: str, dest: Path, sha256_prefix: str | None,
-                            timeout_s: float) -> Path:
-    """Return `dest`, downloading it first if it is not there yet."""
+async def ensure_checkpoint(url: str, dest: Path, sha256_prefix: str | None, timeout_s: float,
+                            *, connect_timeout_s: float = 30, read_timeout_s: float = 60,
+                            attempts: int = 3) -> Path:
+    """Return `dest`, downloading it first if it is not there yet. A failed attempt
+    (refused, dropped, stalled past `read_timeout_s`, wrong bytes) is retried with
+    exponential backoff, `attempts` times in all."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     async with AsyncFileLock(str(dest) + ".lock"):
         if dest.is_file() and dest.stat().st_size > 0:
             return dest  # another process finished the download while we waited
         part = dest.with_name(f"{dest.name}.{os.getpid()}.part")
         try:
-            await _stream_to(url, part, sha256_prefix, timeout_s)
+            timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s,
+                                            sock_read=read_timeout_s)
+            async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(attempts), wait=wait_exponential(multiplier=0.5, max=10),
+                    retry=retry_if_exception_type(_DownloadError), reraise=True,
+                    before_sleep=lambda state: log.warning(
+                        "download_retry", url=url, attempt=state.attempt_number,
+                        error=str(state.outcome.exception()))):
+                with attempt:
+                    await _stream_to(url, part, sha256_prefix, timeout)
             os.replace(part, dest)
         except _DownloadError as exc:
             raise download_failed(url, dest, str(exc)) from exc
@@ -60,12 +73,12 @@ async def ensure_checkpoint(url: str, dest: Path, sha256_prefix: str | None,
     return dest
 
 
-async def _stream_to(url: str, part: Path, sha256_prefix: str | None, timeout_s: float) -> None:
+async def _stream_to(url: str, part: Path, sha256_prefix: str | None,
+                     timeout: aiohttp.ClientTimeout) -> None:
     started = time.monotonic()
     digest = hashlib.sha256()
     received = 0
     log.info("download_started", url=url, dest=str(part.parent))
-    timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=30, sock_read=60)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             async with session.get(url) as response:

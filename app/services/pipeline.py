@@ -6,11 +6,13 @@ Each phase is logged with its duration and counts and recorded in metadata.json.
 The whole pipeline is blocking; `segment_image` runs it in a worker thread.
 """
 
-import asyncio
+import shutil
+import threading
 import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,9 @@ from app.core.errors import ServiceError
 from app.core.logging import bind_job, get_logger, set_phase
 from app.schemas import GenerationParams
 from app.services.image_processor import DecodedImage, validate_image
+from app.services.job_queue import JobAbandoned, JobQueue
 from app.services.mask_generation import generate_masks
+from app.services.metrics import jobs_in_flight, observe_phases
 from app.services.model_manager import ModelManager
 from app.services.object_extractor import ObjectExtractor
 from app.services.result_writer import write_job_folder
@@ -64,16 +68,33 @@ class _Job:
 
 
 async def segment_image(data: bytes, params: GenerationParams, manager: ModelManager,
-                        settings: Settings) -> JobResult:
-    """Segment one uploaded image; the one place the blocking work leaves the event loop."""
+                        settings: Settings, file_name: str = "image.png",
+                        jobs: JobQueue | None = None, is_disconnected=None) -> JobResult:
+    """Segment one uploaded image; the one place the blocking work leaves the event loop.
+    `file_name` is the client's name for the image, recorded for annotations.json.
+    `jobs` bounds concurrency, queue and run time (see job_queue); `is_disconnected`
+    lets a queued job be dropped when its client leaves."""
     job = _Job()
     bind_job(job.id)  # bound here, so the request's error log line carries it too
     log.info("received", bytes=len(data))
-    return await asyncio.to_thread(_run_pipeline, job, data, params, manager, settings)
+    with jobs_in_flight():
+        work = partial(_run_pipeline, job, data, params, manager, settings, file_name)
+        return await (jobs or JobQueue(1, 0, None)).run(work, _discard, is_disconnected)
+
+
+def _discard(result: JobResult) -> None:
+    """Remove the folder of a job whose client will never receive it (timeout, shutdown)."""
+    shutil.rmtree(result.output_dir, ignore_errors=True)
+    log.warning("result_discarded", job_id=result.job_id, output_dir=str(result.output_dir))
+
+
+def _stop_if_abandoned(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise JobAbandoned()
 
 
 def _run_pipeline(job: _Job, data: bytes, params: GenerationParams, manager: ModelManager,
-                  settings: Settings) -> JobResult:
+                  settings: Settings, file_name: str, cancel: threading.Event) -> JobResult:
     job.timings["received"] = job.ms_since(job.started)
     with job.phase("preprocessed"):
         image = validate_image(data, settings.max_image_bytes, settings.MAX_IMAGE_PIXELS)
@@ -83,11 +104,13 @@ def _run_pipeline(job: _Job, data: bytes, params: GenerationParams, manager: Mod
         manager.model()
     log.info("model_loaded", model_type=manager.model_type, device=manager.device,
              ms=job.timings["model_loaded"])
+    _stop_if_abandoned(cancel)
     with job.phase("masks_generated"):
         records, retries = generate_masks(manager, image.rgb, params.generator_kwargs(),
                                           simulate_oom=settings.SIMULATE_CUDA_OOM)
     log.info("masks_generated", count=len(records), retries=len(retries),
              ms=job.timings["masks_generated"])
+    _stop_if_abandoned(cancel)
 
     min_pixels = settings.MIN_OBJECT_PIXELS if params.min_object_pixels is None else params.min_object_pixels
     extractor = ObjectExtractor(min_pixels)
@@ -95,13 +118,18 @@ def _run_pipeline(job: _Job, data: bytes, params: GenerationParams, manager: Mod
     kept = [r for r in records if extractor.keeps(r["segmentation"])]
     too_small = [{"area": int(r["area"]), "reason": "smaller_than_min_object_pixels"}
                  for r in records if not extractor.keeps(r["segmentation"])]
+    # MAX_OBJECTS bounds the disk one busy image can fill: the largest are kept.
+    kept, cut = kept[:settings.MAX_OBJECTS], kept[settings.MAX_OBJECTS:]
+    too_small += [{"area": int(r["area"]), "reason": "max_objects", "truncated_to": settings.MAX_OBJECTS}
+                  for r in cut]
     applied = {**params.generator_kwargs(), "min_object_pixels": min_pixels}
 
     def build_metadata(objects: list[dict], write_skipped: list[dict]) -> dict[str, Any]:
         # Written last, inside objects_saved: record the phases up to this moment.
         job.timings["objects_saved"] = job.ms_since(job.phase_begun)
         job.timings["completed"] = job.ms_since(job.started)
-        return _metadata(job, image, manager, applied, retries, objects, too_small + write_skipped)
+        return _metadata(job, image, file_name, manager, applied, retries, objects,
+                         too_small + write_skipped)
 
     output_dir = settings.RESULTS_DIR / job.folder_name()
     with job.phase("objects_saved"):
@@ -111,15 +139,17 @@ def _run_pipeline(job: _Job, data: bytes, params: GenerationParams, manager: Mod
     set_phase("completed")
     job.timings["completed"] = job.ms_since(job.started)
     log.info("completed", ms=job.timings["completed"])
+    observe_phases(job.timings)
     return JobResult(job.id, output_dir, metadata, dict(job.timings))
 
 
-def _metadata(job: _Job, image: DecodedImage, manager: ModelManager, params: dict[str, Any],
-              retries: list[dict], objects: list[dict], skipped: list[dict]) -> dict[str, Any]:
+def _metadata(job: _Job, image: DecodedImage, file_name: str, manager: ModelManager,
+              params: dict[str, Any], retries: list[dict], objects: list[dict],
+              skipped: list[dict]) -> dict[str, Any]:
     return {
         "job_id": job.id,
         "created_at": job.created.isoformat(),
-        "image": {"width": image.width, "height": image.height,
+        "image": {"file_name": file_name, "width": image.width, "height": image.height,
                   "format": image.format, "mode": image.mode},
         "model_type": manager.model_type,
         "device": manager.device,

@@ -15,12 +15,13 @@ from typing import Any, Callable
 import numpy as np
 
 from app.core.errors import StorageError
+from app.services.exports import coco_dataset, mask_to_polygons, mask_to_rle
 from app.services.image_processor import write_mask, write_png
 from app.services.object_extractor import ObjectExtractor
 from app.services.overlay import render_overlay
 
 TMP_PREFIX = ".tmp-"
-OVERLAY, METADATA = "overlay.png", "metadata.json"
+OVERLAY, METADATA, ANNOTATIONS = "overlay.png", "metadata.json", "annotations.json"
 # PNG encoding releases the GIL, so a few threads write in parallel.
 _WRITE_THREADS = 4
 
@@ -37,6 +38,7 @@ def write_job_folder(final_dir: Path, image: np.ndarray, records: list[dict[str,
         objects, skipped = _write_images(tmp_dir, image, records, extractor)
         metadata = build_metadata(objects, skipped)
         (tmp_dir / METADATA).write_text(json.dumps(metadata, indent=2))
+        (tmp_dir / ANNOTATIONS).write_text(json.dumps(coco_dataset(metadata)))
         if not _is_complete(tmp_dir / METADATA) or not _is_complete(tmp_dir / OVERLAY):
             raise OSError("overlay.png or metadata.json is missing or empty")
         os.rename(tmp_dir, final_dir)
@@ -84,6 +86,8 @@ def _write_object(folder: Path, image: np.ndarray, index: int, record: dict[str,
         "stability_score": round(float(record["stability_score"]), 6),
         "point_coords": record["point_coords"],
         "crop_box": record["crop_box"],
+        "rle": mask_to_rle(record["segmentation"]),
+        "polygons": mask_to_polygons(record["segmentation"]),
         "mask_file": mask_file,
         "object_file": object_file,
     }

@@ -1,0 +1,92 @@
+"""Prometheus metrics: what the service counts, and the few functions that record it.
+
+- `http_requests_total` / `http_request_duration_seconds`: by method, route
+  template (never the raw path, so job ids do not explode the label set) and status.
+- `segmentation_phase_duration_seconds`: per pipeline phase of each finished job.
+- `segmentation_jobs_in_flight`: jobs inside the pipeline right now (queued or running);
+  `segmentation_jobs_running` / `segmentation_jobs_waiting`: the job queue's state.
+- `model_load_seconds`: how long the loaded model took to load.
+
+GET /metrics renders them with `render_metrics`.
+"""
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.services.job_queue import JobQueue
+from app.services.model_manager import ModelManager
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_SECONDS_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests answered",
+                        ["method", "route", "status"])
+HTTP_DURATION = Histogram("http_request_duration_seconds", "Time to answer an HTTP request",
+                          ["method", "route", "status"], buckets=_SECONDS_BUCKETS)
+PHASE_DURATION = Histogram("segmentation_phase_duration_seconds",
+                           "Duration of each pipeline phase of a finished job "
+                           "(phase=completed is the whole job)",
+                           ["phase"], buckets=_SECONDS_BUCKETS)
+JOBS_IN_FLIGHT = Gauge("segmentation_jobs_in_flight", "Jobs inside the pipeline right now")
+JOBS_RUNNING = Gauge("segmentation_jobs_running", "Generations running now")
+JOBS_WAITING = Gauge("segmentation_jobs_waiting", "Jobs queued for a generation slot (queue depth)")
+MODEL_LOAD_SECONDS = Gauge("model_load_seconds", "Seconds the loaded model took to load",
+                           ["model_type", "device"])
+
+
+@contextmanager
+def jobs_in_flight() -> Iterator[None]:
+    """Count a job as in flight for the duration of the block."""
+    with JOBS_IN_FLIGHT.track_inprogress():
+        yield
+
+
+def observe_phases(timings_ms: dict[str, float]) -> None:
+    """Record a finished job's phase durations (the pipeline measures them in ms)."""
+    for phase, ms in timings_ms.items():
+        PHASE_DURATION.labels(phase).observe(ms / 1000)
+
+
+def render_metrics(manager: ModelManager | None, jobs: JobQueue | None) -> bytes:
+    """The Prometheus text exposition of every metric; the gauges that mirror the
+    model and the job queue are read at scrape time."""
+    if jobs is not None:
+        JOBS_RUNNING.set(jobs.running)
+        JOBS_WAITING.set(jobs.waiting)
+    if manager is not None and manager.load_seconds is not None:
+        MODEL_LOAD_SECONDS.labels(manager.model_type, manager.device).set(manager.load_seconds)
+    return generate_latest()
+
+
+class MetricsMiddleware:
+    """ASGI middleware that counts and times every HTTP request.
+
+    The route label is the matched route's template (`/results/{job_id}/{file}`);
+    requests that match no API route are labelled `other`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def send_and_record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "other")
+            labels = (scope["method"], route, str(status))
+            HTTP_REQUESTS.labels(*labels).inc()
+            HTTP_DURATION.labels(*labels).observe(time.perf_counter() - started)
