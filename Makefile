@@ -6,17 +6,25 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The web page tests drive Debian's Chromium (Playwright cannot download its own here).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-dev
+.PHONY: run test install install-dev browser
 
 run: install
 	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT)
 
-test: install-dev
+test: install-dev browser
 	$(PY) -m pytest
 
 install: $(VENV)/.runtime-installed
 install-dev: $(VENV)/.dev-installed
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -19,6 +19,7 @@ from app.core.logging import get_logger, setup_logger
 from app.lib.checkpoint_recovery import load_model
 from app.lib.model_bootstrap import ensure_model_ready
 from app.routes import health, metrics, results, segment, system, web
+from app.routes.upload_limit import UploadLimitMiddleware
 from app.services.job_queue import JobQueue
 from app.services.metrics import MetricsMiddleware
 from app.services.model_manager import ModelManager
@@ -75,9 +76,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        if exc.status_code == 413:  # the body limit set on /segment in create_app
+        if exc.status_code == 413:  # UploadLimitMiddleware on /segment
             too_large = InvalidImage("too_large", "The upload exceeds MAX_IMAGE_SIZE_MB",
                                      max_bytes=get_settings().max_image_bytes)
+            too_large.headers = {"Connection": "close"}  # stop reading the rest of the body
             return await service_error(request, too_large)
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
         return _envelope(exc.status_code, code, str(exc.detail), {})
@@ -93,8 +95,7 @@ def create_app() -> FastAPI:
     # Configured here, after uvicorn set up its own logging, so its records are JSON too.
     setup_logger(settings.LOG_LEVEL, settings.LOG_FORMAT)
     app = FastAPI(title="SAM segmentation service", version=__version__, lifespan=lifespan)
-    # Refused by Content-Length before parsing, or once the counted bytes pass it.
-    app.include_router(segment.router, max_body_size=settings.max_upload_bytes)
+    app.include_router(segment.router)
     app.include_router(health.router)
     app.include_router(system.router)
     app.include_router(results.router)
@@ -102,6 +103,8 @@ def create_app() -> FastAPI:
     app.include_router(web.router)
     app.mount("/static", web.static_files, name="static")
     app.add_middleware(MetricsMiddleware)
+    # Refused by Content-Length before parsing, or once the counted bytes pass it.
+    app.add_middleware(UploadLimitMiddleware, paths=("/segment",), max_bytes=settings.max_upload_bytes)
     if settings.CORS_ORIGINS:
         app.add_middleware(CORSMiddleware, allow_origins=settings.CORS_ORIGINS,
                            allow_methods=["GET", "POST"], allow_headers=["X-API-Key"])

@@ -109,11 +109,17 @@ def start_server(tmp_path, tiny_checkpoint):
 
 
 @pytest.fixture(scope="session")
-def api():
-    """Playwright's APIRequestContext (no browser needed)."""
+def playwright():
+    """The session's one Playwright driver: its sync API allows one per thread."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        context = playwright.request.new_context(timeout=120_000)
-        yield context
-        context.dispose()
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def api(playwright):
+    """Playwright's APIRequestContext (no browser needed)."""
+    context = playwright.request.new_context(timeout=120_000)
+    yield context
+    context.dispose()

@@ -128,11 +128,11 @@ class PointMaskDecoder(nn.Module):
         """Stock attention against keys/values projected once for all prompts."""
         h = attn.num_heads
         q = _heads(attn.q_proj(q_in), h)  # B,H,T,d
-        d = q.shape[-1]
+        b, _, t, d = q.shape
+        q = q.transpose(0, 1).reshape(h, b * t, d)  # every prompt's tokens in one product
         attn_w = torch.softmax(q @ _heads(k, h).transpose(1, 2) / math.sqrt(d), dim=-1)
-        out = attn_w @ _heads(v, h)  # B,H,T,d
-        b, _, t, _ = out.shape
-        return attn.out_proj(out.transpose(1, 2).reshape(b, t, h * d))
+        out = (attn_w @ _heads(v, h)).view(h, b, t, d).permute(1, 2, 0, 3)  # B,T,H,d
+        return attn.out_proj(out.reshape(b, t, h * d))
 
     def _masks(self, queries: Tensor, keys: Tensor) -> Tensor:
         """Upscaling (two 2x2 stride-2 transposed convolutions, channels last) and the

@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 
 import torch
-from segment_anything import SamAutomaticMaskGenerator
 from segment_anything.modeling import Sam
 
 from app.core.config import Settings
 from app.core.errors import ModelLoadFailed
 from app.core.logging import get_logger
+from app.services.amg_engine import MaskEngine
+from app.services.amg_precision import choose_precision, use_compile_cache
+from app.services.amg_runtime import SamRuntime
 from app.services.model_registry import BUNDLED_WEIGHTS_DIR, MODEL_REGISTRY, ModelSpec
 
 log = get_logger(__name__)
@@ -59,7 +61,24 @@ class ModelManager:
         self.checkpoint = checkpoint_path(self.model_type, settings)
         self.load_seconds: float | None = None
         self._sam: Sam | None = None
+        self._runtime: SamRuntime | None = None
         self._lock = threading.Lock()
+        # Decided once: metadata.json and GET /info report the mode actually used.
+        self.precision_choice = choose_precision(settings.PRECISION, torch.device(self.device))
+        self.compile_model = settings.COMPILE_MODEL == "on" or (
+            settings.COMPILE_MODEL == "auto" and self.model_type != "sam_tiny")
+        if self.compile_model:
+            use_compile_cache(settings.MODEL_CACHE_DIR / "torch_compile")
+
+    @property
+    def precision(self) -> str:
+        """`exact` or `fast`: the precision masks are generated in."""
+        return self.precision_choice.mode
+
+    @property
+    def precision_fallback_reason(self) -> str | None:
+        """Why PRECISION=fast/auto runs exact here (None when it does not fall back)."""
+        return self.precision_choice.fallback_reason
 
     @property
     def loaded(self) -> bool:
@@ -86,14 +105,29 @@ class ModelManager:
                         ) from exc
             return self._sam
 
-    def generator(self, **params) -> SamAutomaticMaskGenerator:
-        """A fresh generator over the shared model: its predictor holds per-image
-        state, so concurrent jobs must not share one."""
-        return SamAutomaticMaskGenerator(self.model(), **params)
+    def runtime(self) -> SamRuntime:
+        """The model prepared for mask generation (compiled on first use)."""
+        sam = self.model()
+        with self._lock:
+            if self._runtime is None or self._runtime.sam is not sam:
+                self._runtime = SamRuntime(sam, self.precision_choice, self.compile_model,
+                                           self.settings.DECODE_BATCH_SIZE)
+            return self._runtime
+
+    def generator(self, **params) -> MaskEngine:
+        """A generator over the shared runtime, taking SamAutomaticMaskGenerator's
+        arguments and returning its records; it keeps no per-image state."""
+        return MaskEngine(self.runtime(), **params)
+
+    def warm_up(self) -> float:
+        """Load, compile and run the model once, so the first request is fast;
+        returns the seconds it took. Compiled kernels are cached on disk."""
+        return self.runtime().warm_up()
 
     def unload(self) -> None:
         with self._lock:
             self._sam = None
+            self._runtime = None
         release_cuda_memory()
         log.info("model_unloaded", model_type=self.model_type)
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from app.core.errors import NotFound
 from app.services.result_writer import TMP_PREFIX
 
-_FILE_NAME = re.compile(r"(overlay\.png|metadata\.json|annotations\.json|(mask|object)_(0|[1-9]\d{0,5})\.png)")
+_FILE_NAME = re.compile(
+    r"(overlay\.png|metadata\.json|annotations\.json|(mask|object)_(0|[1-9]\d{0,5})\.png)")
 MEDIA_TYPES = {".png": "image/png", ".json": "application/json"}
 
 

@@ -43,7 +43,7 @@ dropzone.addEventListener("drop", (event) => {
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
-  hideError();
+  $("error").hidden = true;
   if (!chosenFile) return showError("No image chosen", "Pick an image file or drop one on the box first.");
   const data = new FormData();
   data.append("image", chosenFile, chosenFile.name);
@@ -74,10 +74,7 @@ function setBusy(busy) {
   const status = $("status");
   if (!busy) { status.textContent = ""; return; }
   const started = performance.now();
-  const tick = () => {
-    const seconds = ((performance.now() - started) / 1000).toFixed(0);
-    status.textContent = `Finding objects… ${seconds} s`;
-  };
+  const tick = () => { status.textContent = `Finding objects… ${((performance.now() - started) / 1000).toFixed(0)} s`; };
   tick();
   busyTimer = setInterval(tick, 500);
 }
@@ -88,10 +85,10 @@ async function asset(url) {
   return response;
 }
 
-function track(url) { blobUrls.push(url); return url; }
-
 async function blobUrl(url) {
-  return track(URL.createObjectURL(await (await asset(url)).blob()));
+  const objectUrl = URL.createObjectURL(await (await asset(url)).blob());
+  blobUrls.push(objectUrl);
+  return objectUrl;
 }
 
 async function showResult(body) {
@@ -137,10 +134,7 @@ async function card(obj, url) {
   return node;
 }
 
-function link(anchor, href, name) {
-  anchor.href = href;
-  anchor.download = name;
-}
+function link(anchor, href, name) { anchor.href = href; anchor.download = name; }
 
 async function saveArchive(event, url, name) {
   event.preventDefault();
@@ -195,8 +189,6 @@ function showError(title, text) {
   $("error-text").textContent = text;
   $("error").hidden = false;
 }
-
-function hideError() { $("error").hidden = true; }
 
 function formatBytes(bytes) {
   if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;

@@ -81,7 +81,7 @@ def test_burst_of_40_uploads_gets_200_or_503_and_live_stays_fast(start_server):
 def test_job_past_timeout_answers_504_and_leaves_nothing(start_server):
     server = start_server(JOB_TIMEOUT_S="0.2", MAX_QUEUED_JOBS="0")
     big = image_bytes("PNG", 320, 240)
-    response = post_image(server.url, big, points_per_side="24")
+    response = post_image(server.url, big, points_per_side="12")
     body = assert_envelope(response, 504, "SEGMENTATION_TIMEOUT")
     assert body["details"]["timeout_s"] == 0.2
     # The abandoned thread still holds the one slot: the next job is refused, honestly.
@@ -111,7 +111,7 @@ def test_client_that_leaves_the_queue_costs_no_generation(start_server):
     server = start_server(MAX_CONCURRENT_JOBS="1", MAX_QUEUED_JOBS="4")
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(post_image, server.url, image_bytes("PNG", 320, 240),
-                              points_per_side="16")
+                              points_per_side="12")
         time.sleep(0.5)
         queued = _raw_upload(server.url, SMALL)
         time.sleep(0.6)

@@ -1,0 +1,60 @@
+"""`python -m app segment`: the pipeline on files and folders, without a server."""
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO
+from tests.images import image_bytes
+
+PERMISSIVE_OPTIONS = ["--points-per-side", "8", "--pred-iou-thresh", "0",
+                      "--stability-score-thresh", "0", "--min-object-pixels", "0"]
+
+
+def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"})
+
+
+def test_segment_writes_a_result_folder_per_image_and_fails_when_one_image_fails(tmp_path, tiny_checkpoint):
+    images = tmp_path / "images"
+    (images / "nested").mkdir(parents=True)
+    (images / "one.png").write_bytes(image_bytes())
+    (images / "nested" / "two.jpg").write_bytes(image_bytes("JPEG"))
+    (images / "notes.txt").write_text("not an image, and not picked from a folder")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"%PDF-1.4 not an image")
+    out = tmp_path / "out"
+
+    result = run_cli("segment", str(images), str(broken), "--out", str(out), "--model", "sam_tiny",
+                     "--checkpoint", str(tiny_checkpoint), *PERMISSIVE_OPTIONS, cwd=tmp_path)
+
+    assert result.returncode == 1, result.stderr
+    assert "2 of 3 images segmented" in result.stdout
+    assert "INVALID_IMAGE (not_an_image)" in result.stdout
+    folders = sorted(out.iterdir())
+    assert len(folders) == 2
+    names = set()
+    for folder in folders:
+        metadata = json.loads((folder / "metadata.json").read_text())
+        names.add(metadata["image"]["file_name"])
+        assert metadata["parameters"]["points_per_side"] == 8 and metadata["model_type"] == "sam_tiny"
+        assert (folder / "annotations.json").is_file() and (folder / "overlay.png").is_file()
+    assert names == {"one.png", "two.jpg"}
+
+
+def test_segment_exits_zero_when_every_image_succeeds(tmp_path, tiny_checkpoint):
+    image = tmp_path / "scene.png"
+    image.write_bytes(image_bytes())
+    result = run_cli("segment", str(image), "--out", "out", "--model", "sam_tiny",
+                     "--checkpoint", str(tiny_checkpoint), *PERMISSIVE_OPTIONS, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 of 1 images segmented" in result.stdout and len(list((tmp_path / "out").iterdir())) == 1
+
+
+def test_out_of_range_parameter_is_a_usage_error(tmp_path):
+    result = run_cli("segment", str(tmp_path), "--points-per-side", "0", cwd=tmp_path)
+    assert result.returncode == 2 and "points_per_side" in result.stdout
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,76 @@
+"""API key, CORS, MAX_OBJECTS and retention, on one real server."""
+
+import json
+import os
+import time
+
+import pytest
+import requests
+
+from app.services.retention import enforce_retention
+from tests.images import image_bytes
+from tests.reliability.helpers import assert_envelope, post_image
+
+KEY = "s3cret-key"
+
+
+def _result_folder(results, name: str, age_hours: float, size: int = 1000):
+    folder = results / name
+    folder.mkdir(parents=True)
+    (folder / "metadata.json").write_text("{}")
+    (folder / "overlay.png").write_bytes(b"\0" * size)
+    stamp = time.time() - age_hours * 3600
+    os.utime(folder, (stamp, stamp))
+    return folder
+
+
+@pytest.fixture
+def guarded(start_server, tmp_path):
+    results = tmp_path / "results"
+    _result_folder(results, "old", age_hours=48)
+    _result_folder(results, "recent", age_hours=0.1)
+    (results / ".tmp-in-progress").mkdir()
+    return start_server(API_KEY=KEY, CORS_ORIGINS="http://allowed.example", MAX_OBJECTS="1",
+                        RESULTS_TTL_HOURS="24")
+
+
+def test_segment_needs_the_api_key_and_health_stays_open(guarded):
+    assert_envelope(post_image(guarded.url, image_bytes()), 401, "UNAUTHORIZED")
+    wrong = post_image(guarded.url, image_bytes(), headers={"X-API-Key": "nope"})
+    assert_envelope(wrong, 401, "UNAUTHORIZED")
+    for path in ("/health", "/health/live", "/health/ready"):
+        assert requests.get(guarded.url + path, timeout=5).status_code == 200
+
+
+def test_max_objects_keeps_the_largest_and_records_the_cut(guarded):
+    # No NMS: the grid's duplicate masks all survive, so there are many to cut.
+    response = post_image(guarded.url, image_bytes(), headers={"X-API-Key": KEY},
+                          box_nms_thresh="1.0")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["objects_count"] == 1
+    folder = guarded.results_dir / body["output_dir"].split("/")[-1]
+    metadata = json.loads((folder / "metadata.json").read_text())
+    cut = [s for s in metadata["skipped"] if s["reason"] == "max_objects"]
+    assert cut and all(s["truncated_to"] == 1 for s in cut)
+    assert all(s["area"] <= metadata["objects"][0]["area"] for s in cut)
+
+
+def test_cors_allows_only_the_configured_origin(guarded):
+    def preflight(origin: str) -> requests.Response:
+        return requests.options(guarded.url + "/segment", timeout=5, headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST"})
+    assert preflight("http://allowed.example").headers["access-control-allow-origin"] == "http://allowed.example"
+    assert "access-control-allow-origin" not in preflight("http://evil.example").headers
+
+
+def test_retention_at_startup_removed_expired_results_only(guarded):
+    names = sorted(p.name for p in guarded.results_dir.iterdir())
+    assert "old" not in names and "recent" in names and ".tmp-in-progress" not in names
+
+
+def test_size_bound_removes_oldest_first(tmp_path):
+    for age, name in enumerate(["newest", "middle", "oldest"]):
+        _result_folder(tmp_path, name, age_hours=age, size=10_000)
+    report = enforce_retention(tmp_path, ttl_hours=None, max_bytes=25_000)
+    assert report.removed == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["middle", "newest"]

@@ -1,0 +1,135 @@
+"""The web page at /, in a real headless Chromium against the real server.
+
+Set WEB_SCREENSHOT=docs/web-page.png to also save the result page's screenshot there.
+"""
+
+import os
+import re
+import shutil
+import threading
+import time
+
+import numpy as np
+import requests
+from playwright.sync_api import expect
+
+from scripts.scenes import generate_scene
+from tests.conftest import PERMISSIVE
+from tests.images import encode
+
+SLOW = 180_000  # ms: a generation on a busy 2-core machine
+IMAGES_LOADED = "[...document.images].filter(i => i.src).every(i => i.complete && i.naturalWidth > 0)"
+
+
+def scene_png() -> bytes:
+    image, _ = generate_scene(np.random.default_rng(7))
+    return encode(image)
+
+
+def choose_image(page, name: str, data: bytes, mime: str = "image/png") -> None:
+    page.set_input_files("#image-input", files=[{"name": name, "mimeType": mime, "buffer": data}])
+
+
+def fill_parameters(page, params: dict[str, str]) -> None:
+    page.click("details.params summary")
+    for name, value in params.items():
+        page.fill(f"input[name={name}]", value)
+
+
+def test_upload_shows_the_overlay_and_one_cutout_card_per_object(page, server, tmp_path):
+    page.goto(server.url)
+    expect(page.locator("h1")).to_have_text("Segment Anything")
+    choose_image(page, "scene.png", scene_png())
+    expect(page.locator("#preview")).to_be_visible()
+    fill_parameters(page, PERMISSIVE)
+
+    with page.expect_response(lambda r: r.url.endswith("/segment"), timeout=SLOW) as answer:
+        page.click("#submit")
+        expect(page.locator("body")).to_have_class(re.compile("busy"))
+        expect(page.locator("#submit")).to_be_disabled()
+    body = answer.value.json()
+
+    expect(page.locator("#results")).to_be_visible(timeout=SLOW)
+    assert body["objects_count"] >= 1
+    expect(page.locator("#gallery .card")).to_have_count(body["objects_count"])
+    expect(page.locator("#objects-count")).to_have_text(str(body["objects_count"]))
+    page.wait_for_function(IMAGES_LOADED)
+    expect(page.locator("#submit")).to_be_enabled()
+    first = page.locator("#gallery .card").first
+    expect(first.locator(".area")).to_have_text(re.compile(r"^[\d,]+ px$"))
+    expect(first.locator(".download")).to_have_attribute("download", "object_0.png")
+    expect(page.locator("#error")).to_be_hidden()
+
+    screenshot = tmp_path / "web-page.png"
+    page.screenshot(path=screenshot, full_page=True)
+    assert screenshot.stat().st_size > 10_000
+    if os.environ.get("WEB_SCREENSHOT"):
+        shutil.copy(screenshot, os.environ["WEB_SCREENSHOT"])
+
+
+def test_non_image_upload_shows_a_clear_message(page, server):
+    page.goto(server.url)
+    choose_image(page, "report.pdf", b"%PDF-1.4 not an image", mime="application/pdf")
+    page.click("#submit")
+    expect(page.locator("#error")).to_be_visible(timeout=SLOW)
+    expect(page.locator("#error-title")).to_have_text("This file is not an image the server can read")
+    expect(page.locator("#results")).to_be_hidden()
+    expect(page.locator("#submit")).to_be_enabled()
+
+
+def test_out_of_range_parameter_shows_which_field_is_wrong(page, server):
+    page.goto(server.url)
+    choose_image(page, "scene.png", scene_png())
+    fill_parameters(page, {"points_per_side": "0"})
+    page.click("#submit")
+    expect(page.locator("#error-title")).to_have_text("Some parameters are not valid", timeout=SLOW)
+    expect(page.locator("#error-text")).to_contain_text("points_per_side")
+
+
+def test_too_large_upload_says_so_with_the_limit(page, start_server):
+    server = start_server(MAX_IMAGE_SIZE_MB="0.05")
+    page.goto(server.url)
+    choose_image(page, "scene.png", scene_png())  # about 100 KB
+    page.click("#submit")
+    expect(page.locator("#error-title")).to_have_text("This image is too large", timeout=SLOW)
+    expect(page.locator("#error-text")).to_contain_text("51 KB")
+
+
+def test_api_key_is_asked_for_then_sent_with_every_request(page, start_server):
+    server = start_server(API_KEY="s3cret")
+    page.goto(server.url)
+    choose_image(page, "scene.png", scene_png())
+    fill_parameters(page, PERMISSIVE)
+    page.click("#submit")
+    expect(page.locator("#error-title")).to_have_text("This server needs an API key", timeout=SLOW)
+    page.fill("#api-key", "s3cret")
+    page.click("#submit")
+    expect(page.locator("#results")).to_be_visible(timeout=SLOW)
+    expect(page.locator("#error")).to_be_hidden()
+    page.wait_for_function(IMAGES_LOADED)
+    assert page.locator("#gallery .card").count() == int(page.inner_text("#objects-count")) >= 1
+
+
+def test_busy_server_says_so_and_when_to_retry(page, start_server):
+    server = start_server(MAX_CONCURRENT_JOBS="1", MAX_QUEUED_JOBS="0")
+    slow = {**PERMISSIVE, "points_per_side": "32"}
+
+    def occupy_the_only_slot():  # its own client: Playwright's sync API is single-threaded
+        try:
+            requests.post(server.url + "/segment", data=slow, files={"image": ("s.png", scene_png())},
+                          timeout=300)
+        except requests.RequestException:
+            pass  # the server may be stopped under it at teardown
+
+    worker = threading.Thread(target=occupy_the_only_slot)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while "segmentation_jobs_running 1.0" not in requests.get(server.url + "/metrics").text:
+        assert time.monotonic() < deadline, "the slow job never started"
+        time.sleep(0.1)
+    page.goto(server.url)
+    choose_image(page, "scene.png", scene_png())
+    page.click("#submit")
+    expect(page.locator("#error-title")).to_have_text("The server is busy", timeout=SLOW)
+    expect(page.locator("#error-text")).to_contain_text(re.compile(r"Try again in about \d+ s"))
+    worker.join(timeout=300)
