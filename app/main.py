@@ -39,6 +39,8 @@ async def lifespan(app: FastAPI):
         await ensure_model_ready(settings.DEFAULT_MODEL, settings)
         manager = ModelManager(settings)
         await load_model(manager, settings)
+        if settings.WARM_UP_AT_STARTUP:  # compile now, not during the first request
+            await asyncio.to_thread(manager.warm_up)
     except ServiceError as exc:
         log.error("startup_failed", error_code=exc.code, message=exc.message, **exc.details)
         raise

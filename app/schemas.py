@@ -60,6 +60,9 @@ class InfoResponse(BaseModel):
     version: str
     model: str
     device: str
+    precision: str = Field(description="Mask generation numerics in use: exact or fast")
+    precision_fallback_reason: str | None = Field(
+        None, description="Why PRECISION=fast/auto runs exact on this machine")
     endpoints: list[str]
 
 

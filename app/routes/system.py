@@ -15,7 +15,10 @@ async def info(request: Request, manager: ManagerDep) -> InfoResponse:
     paths = request.app.openapi()["paths"]
     endpoints = sorted(f"{method.upper()} {path}" for path, ops in paths.items() for method in ops)
     return InfoResponse(name="sam-segmentation-service", version=__version__,
-                        model=manager.model_type, device=manager.device, endpoints=endpoints)
+                        model=manager.model_type, device=manager.device,
+                        precision=manager.precision,
+                        precision_fallback_reason=manager.precision_fallback_reason,
+                        endpoints=endpoints)
 
 
 @router.get("/health", response_model=HealthResponse)

@@ -153,6 +153,8 @@ def _metadata(job: _Job, image: DecodedImage, file_name: str, manager: ModelMana
                   "format": image.format, "mode": image.mode},
         "model_type": manager.model_type,
         "device": manager.device,
+        "precision": manager.precision,
+        "precision_fallback_reason": manager.precision_fallback_reason,
         "parameters": params,
         "timings_ms": dict(job.timings),
         "retries": retries,

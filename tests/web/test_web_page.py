@@ -10,14 +10,16 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import requests
 from playwright.sync_api import expect
 
 from scripts.scenes import generate_scene
-from tests.conftest import PERMISSIVE
+from tests.conftest import PERMISSIVE, REPO
 from tests.images import encode
 
 SLOW = 180_000  # ms: a generation on a busy 2-core machine
+TRAINED_WEIGHTS = REPO / "app" / "weights" / "sam_tiny.pth"
 IMAGES_LOADED = "[...document.images].filter(i => i.src).every(i => i.complete && i.naturalWidth > 0)"
 
 
@@ -36,8 +38,17 @@ def fill_parameters(page, params: dict[str, str]) -> None:
         page.fill(f"input[name={name}]", value)
 
 
-def test_upload_shows_the_overlay_and_one_cutout_card_per_object(page, server, tmp_path):
-    page.goto(server.url)
+@pytest.fixture
+def scene_server(server, start_server):
+    """The trained sam_tiny when it ships (so the screenshot shows real objects), else
+    the session server with random weights."""
+    if TRAINED_WEIGHTS.is_file():
+        return start_server(SAM_CHECKPOINT_PATH="")  # empty = unset: the bundled weights load
+    return server
+
+
+def test_upload_shows_the_overlay_and_one_cutout_card_per_object(page, scene_server, tmp_path):
+    page.goto(scene_server.url)
     expect(page.locator("h1")).to_have_text("Segment Anything")
     choose_image(page, "scene.png", scene_png())
     expect(page.locator("#preview")).to_be_visible()
