@@ -4,7 +4,7 @@
     python -m scripts.eval_sam_tiny --scenes 5 --out /tmp/eval.json
 
 The generator runs with its DEFAULT parameters (32x32 points, pred_iou_thresh 0.88,
-stability_score_thresh 0.95, box NMS 0.7). A drawn object counts as recovered when some
+stability_score_thresh 0.95, box NMS 0.7) unless the two filter thresholds are given. A drawn object counts as recovered when some
 generated mask overlaps it with IoU >= --match-iou; a generated mask that overlaps no drawn
 object with IoU >= --unmatched-iou is "unmatched" (it is reported separately when it is
 the scene background). Prints one row per scene and a summary, and writes all of it as JSON.
@@ -32,6 +32,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=EVAL_SEED)
     parser.add_argument("--match-iou", type=float, default=0.8)
     parser.add_argument("--unmatched-iou", type=float, default=0.5)
+    parser.add_argument("--pred-iou-thresh", type=float, default=0.88,
+                        help="generator filter; 0.88 is SamAutomaticMaskGenerator's default")
+    parser.add_argument("--stability-score-thresh", type=float, default=0.95,
+                        help="generator filter; 0.95 is SamAutomaticMaskGenerator's default")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, default=Path("docs/sam_tiny_eval.json"))
     return parser.parse_args(argv)
@@ -71,7 +75,9 @@ def score_scene(objects, masks, match_iou=0.8, unmatched_iou=0.5) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    generator = SamAutomaticMaskGenerator(build_sam_tiny(str(args.checkpoint)))
+    generator = SamAutomaticMaskGenerator(
+        build_sam_tiny(str(args.checkpoint)), pred_iou_thresh=args.pred_iou_thresh,
+        stability_score_thresh=args.stability_score_thresh)
     rng = np.random.default_rng(args.seed)
     rows = []
     print(f"{'scene':>5} {'objects':>7} {'recovered':>9} {'masks':>5} {'unmatched':>9} "
@@ -121,7 +127,9 @@ def summarize(rows: list[dict], args: argparse.Namespace) -> dict:
         "seconds_per_scene_mean": round(float(np.mean(seconds)), 2),
         "seconds_per_scene_max": round(float(np.max(seconds)), 2),
         "threads": args.threads,
-        "generator": "SamAutomaticMaskGenerator defaults",
+        "pred_iou_thresh": args.pred_iou_thresh,
+        "stability_score_thresh": args.stability_score_thresh,
+        "generator": "SamAutomaticMaskGenerator, other parameters at their defaults",
     }
 
 

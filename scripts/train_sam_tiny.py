@@ -1,14 +1,17 @@
 """Train the sam_tiny model from scratch on generated scenes and write app/weights/sam_tiny.pth.
 
-    python -m scripts.train_sam_tiny                  # the shipped recipe (about 55 min, 2 cores)
+    # the shipped weights: two phases, about 60 min on 2 shared cores (docs/sam_tiny.md)
+    python -m scripts.train_sam_tiny
+    python -m scripts.train_sam_tiny --init-checkpoint app/weights/sam_tiny.pth \
+        --seed 1 --steps 700 --lr 6e-4 --warmup 50 --max-minutes 27
     python -m scripts.train_sam_tiny --steps 50 --out /tmp/try.pth   # a smoke run
 
 Every step draws fresh scenes (scripts/scenes.py), samples single-point prompts and trains
-the whole SAM the way the paper does for one-point prompts: three mask outputs, only the
-lowest focal + dice loss (20:1) backpropagated, and the IoU head regressed (MSE) onto the
-true IoU of every output, so SamAutomaticMaskGenerator's default filters
-(predicted_iou >= 0.88, stability_score >= 0.95) mean what they say. Points on the scene
-background are trained to predict IoU 0: the generator then drops background masks.
+the whole SAM the way the paper does for one-point prompts (see scripts/sam_tiny_objective.py):
+three mask outputs, only the lowest focal + dice loss (20:1) backpropagated, and the IoU head
+regressed (MSE) onto the true IoU of every output, so that SamAutomaticMaskGenerator's
+filters (predicted_iou, stability_score) mean what they say. Points on the scene background
+are trained to predict IoU 0, so the generator drops background masks.
 Progress goes to stdout as one JSON object per line.
 """
 

@@ -40,19 +40,22 @@ def fill_parameters(page, params: dict[str, str]) -> None:
 
 @pytest.fixture
 def scene_server(server, start_server):
-    """The trained sam_tiny when it ships (so the screenshot shows real objects), else
-    the session server with random weights."""
+    """The trained sam_tiny when it ships (so the screenshot shows real objects), with
+    thresholds its modest scores pass; else the session server with random weights."""
     if TRAINED_WEIGHTS.is_file():
-        return start_server(SAM_CHECKPOINT_PATH="")  # empty = unset: the bundled weights load
-    return server
+        trained = start_server(SAM_CHECKPOINT_PATH="")  # empty = unset: the bundled weights load
+        return trained, {"points_per_side": "16", "pred_iou_thresh": "0.3",
+                         "stability_score_thresh": "0", "min_object_pixels": "100"}
+    return server, PERMISSIVE
 
 
 def test_upload_shows_the_overlay_and_one_cutout_card_per_object(page, scene_server, tmp_path):
-    page.goto(scene_server.url)
+    server, params = scene_server
+    page.goto(server.url)
     expect(page.locator("h1")).to_have_text("Segment Anything")
     choose_image(page, "scene.png", scene_png())
     expect(page.locator("#preview")).to_be_visible()
-    fill_parameters(page, PERMISSIVE)
+    fill_parameters(page, params)
 
     with page.expect_response(lambda r: r.url.endswith("/segment"), timeout=SLOW) as answer:
         page.click("#submit")
