@@ -7,8 +7,8 @@ included), peak memory, mask count and matched-mask IoU against the stock masks.
     python -m bench.amg_bench --checkpoint sam_vit_b_01ec64.pth --image photo.jpg
 
 Writes bench/results/amg_<model>_<device>_<w>x<h>.{json,md}. Two parameter sets run:
-the generator defaults, and a permissive one (IoU and stability filters off) so that
-agreement is measured over many masks even with random weights.
+the generator defaults, and a permissive one (IoU and stability filters off, NMS keeping
+every box) so that agreement is measured over many masks even with random weights.
 """
 
 import argparse
@@ -31,7 +31,9 @@ from bench.bench_support import (PhaseTimer, generated_image, machine_descriptio
                                  resource_sampler)
 from bench.pipeline_ratio import pipeline_ratio
 
-PERMISSIVE = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
+# Filters off and NMS keeping every box (IoU never exceeds 1): random weights give
+# near-identical masks that NMS would reduce to one, and agreement needs many.
+PERMISSIVE = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 1.0}
 
 
 def _arguments() -> argparse.Namespace:
@@ -46,6 +48,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--modes", default="exact,fast", help="engine PRECISION modes to run")
     parser.add_argument("--points-per-side", type=int, default=32)
+    parser.add_argument("--param-sets", default="default,permissive",
+                        help="which parameter sets to run (default, permissive)")
     parser.add_argument("--batch-size", type=int, default=64, help="engine decode batch")
     parser.add_argument("--no-compile", action="store_true", help="run the engine eagerly")
     parser.add_argument("--compile-cache", type=Path,
@@ -91,6 +95,7 @@ def main() -> None:
     use_compile_cache(args.compile_cache or Path(tempfile.mkdtemp(prefix="amg_inductor_")))
     param_sets = {"default": {"points_per_side": args.points_per_side},
                   "permissive": {"points_per_side": args.points_per_side, **PERMISSIVE}}
+    param_sets = {name: param_sets[name] for name in args.param_sets.split(",")}
 
     rows, stock_records = [], {}
     for name, params in param_sets.items():
@@ -116,7 +121,7 @@ def main() -> None:
         runtime.embed = timer.wrap("encoder", runtime.embed)
         runtime.decode = timer.wrap("decoder", runtime.decode)
         started = time.perf_counter()
-        MaskEngine(runtime, **param_sets["default"]).generate(image)
+        MaskEngine(runtime, **next(iter(param_sets.values()))).generate(image)
         first_request = round(time.perf_counter() - started, 2)
         timer.seconds.clear()
         runs[choice.mode] = runtime

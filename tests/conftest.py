@@ -108,16 +108,18 @@ def start_server(tmp_path, tiny_checkpoint):
         server.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while a sync Playwright driver is open its event loop counts
+# as running in this thread, and tests elsewhere that call asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def playwright():
-    """The session's one Playwright driver: its sync API allows one per thread."""
+    """The module's one Playwright driver: its sync API allows one per thread."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def api(playwright):
     """Playwright's APIRequestContext (no browser needed)."""
     context = playwright.request.new_context(timeout=120_000)

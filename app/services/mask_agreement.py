@@ -12,41 +12,61 @@ from pycocotools import mask as mask_utils
 class Agreement:
     reference_count: int
     candidate_count: int
-    matched: int  # one-to-one pairs with IoU > 0
+    matched: int  # one-to-one pairs with IoU > 0 (two empty masks: IoU 1)
     mean_matched_iou: float  # over the matched pairs (1.0 when both results are empty)
     min_matched_iou: float
 
     @property
     def count_ratio(self) -> float:
-        return self.candidate_count / max(self.reference_count, 1)
+        if self.reference_count == 0:
+            return 1.0 if self.candidate_count == 0 else float("inf")
+        return self.candidate_count / self.reference_count
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "count_ratio": round(self.count_ratio, 4)}
 
 
-def _rles(records: list[dict[str, Any]]) -> list[dict]:
-    return [mask_utils.encode(np.asfortranarray(r["segmentation"].astype(np.uint8)))
-            for r in records]
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else np.count_nonzero(a & b) / union  # two empty masks agree
+
+
+def _greedy(pairs: list[tuple[float, int, int]], used_c: set, used_r: set) -> list[float]:
+    """Best pairs first, each mask used once; returns the IoUs of the pairs taken."""
+    taken = []
+    for iou, c, r in sorted(pairs, key=lambda p: -p[0]):
+        if iou > 0 and c not in used_c and r not in used_r:
+            used_c.add(c)
+            used_r.add(r)
+            taken.append(iou)
+    return taken
 
 
 def compare_masks(reference: list[dict[str, Any]], candidate: list[dict[str, Any]]) -> Agreement:
-    """Greedy one-to-one matching of binary-mask records by mask IoU, best pairs first."""
-    if not reference or not candidate:
-        both_empty = not reference and not candidate
-        return Agreement(len(reference), len(candidate), 0, float(both_empty), float(both_empty))
-    ious = mask_utils.iou(_rles(candidate), _rles(reference), [0] * len(reference))
-    # Two empty masks are the same mask (pycocotools gives them IoU 0).
-    empty_c = np.array([r["area"] == 0 for r in candidate])
-    empty_r = np.array([r["area"] == 0 for r in reference])
-    ious[np.outer(empty_c, empty_r)] = 1.0
-    pairs = np.argwhere(ious > 0)
-    order = np.argsort(-ious[pairs[:, 0], pairs[:, 1]], kind="stable")
-    used_c, used_r, matched = set(), set(), []
-    for c, r in pairs[order]:
-        if c not in used_c and r not in used_r:
-            used_c.add(c)
-            used_r.add(r)
-            matched.append(float(ious[c, r]))
+    """One-to-one matching of binary-mask records by mask IoU, best pairs first. Masks
+    from the same point prompt are paired first (cheap, and where twins come from);
+    the masks left over are then matched against each other by COCO mask IoU."""
+    by_point: dict[tuple, list[int]] = {}
+    for r, record in enumerate(reference):
+        by_point.setdefault(tuple(np.round(record["point_coords"][0], 3)), []).append(r)
+    pairs = [(_iou(record["segmentation"], reference[r]["segmentation"]), c, r)
+             for c, record in enumerate(candidate)
+             for r in by_point.get(tuple(np.round(record["point_coords"][0], 3)), [])]
+    used_c, used_r = set(), set()
+    matched = _greedy(pairs, used_c, used_r)
+    left_c = [c for c in range(len(candidate)) if c not in used_c]
+    left_r = [r for r in range(len(reference)) if r not in used_r]
+    if left_c and left_r:
+        ious = mask_utils.iou([_rle(candidate[c]) for c in left_c],
+                              [_rle(reference[r]) for r in left_r], [0] * len(left_r))
+        matched += _greedy([(float(ious[i, j]), c, r) for i, c in enumerate(left_c)
+                            for j, r in enumerate(left_r)], used_c, used_r)
+    if not reference and not candidate:
+        return Agreement(0, 0, 0, 1.0, 1.0)
     return Agreement(len(reference), len(candidate), len(matched),
                      float(np.mean(matched)) if matched else 0.0,
                      float(np.min(matched)) if matched else 0.0)
+
+
+def _rle(record: dict[str, Any]) -> dict:
+    return mask_utils.encode(np.asfortranarray(record["segmentation"].astype(np.uint8)))

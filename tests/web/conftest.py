@@ -9,7 +9,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright):
     if not CHROMIUM.is_file():
         pytest.skip("no /usr/bin/chromium: `make test` installs it (apt-get install chromium)")
