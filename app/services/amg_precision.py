@@ -70,9 +70,11 @@ def choose_precision(requested: Precision, device: torch.device,
 def use_compile_cache(cache_dir: Path) -> None:
     """Keep inductor's compiled kernels under `cache_dir`, so a restart reuses them.
 
-    Set before the first compilation: inductor reads the variable when it compiles."""
+    Inductor reads the variable at each compilation, but writes its /tmp default into
+    it the first time anything asks (importing segment_anything already does), so it
+    is overwritten here rather than set only when absent."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir.resolve()))
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir.resolve())
     torch._inductor.config.fx_graph_cache = True
 
 
