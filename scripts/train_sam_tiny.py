@@ -90,15 +90,14 @@ def main(argv: list[str] | None = None) -> None:
         window.append((loss.item(), miou))
         elapsed = time.monotonic() - start
         if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
-            mean_loss, mean_miou = np.mean(window, axis=0)
+            mean_loss, mean_miou = np.mean(window[-args.log_every:], axis=0)
             log("train_step", step=step + 1, loss=round(float(mean_loss), 4),
                 miou=round(float(mean_miou), 4), lr=float(f"{learning_rate(step, args):.3g}"),
                 elapsed_s=round(elapsed, 1))
-            window = []
         if elapsed > args.max_minutes * 60:
             log("stopped_early", step=step + 1, reason="max_minutes")
             break
-    steps_done, mean_loss = step + 1, np.mean(window or [(loss.item(), 0)], axis=0)[0]
+    steps_done, mean_loss = step + 1, np.mean(window[-args.log_every:], axis=0)[0]
     train_seconds = time.monotonic() - start
     sam.eval()
     miou = held_out_miou(sam, args.seed)
