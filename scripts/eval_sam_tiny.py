@@ -1,6 +1,6 @@
 """Evaluate sam_tiny weights with the stock SamAutomaticMaskGenerator on held-out scenes.
 
-    python -m scripts.eval_sam_tiny                      # shipped weights, 30 scenes
+    python -m scripts.eval_sam_tiny                      # shipped weights, 20 scenes
     python -m scripts.eval_sam_tiny --scenes 5 --out /tmp/eval.json
 
 The generator runs with its DEFAULT parameters (32x32 points, pred_iou_thresh 0.88,
@@ -28,7 +28,7 @@ EVAL_SEED = 20_000  # training draws from seed 0 (and 1_000_003 for its own chec
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=BUNDLED_WEIGHTS_DIR / "sam_tiny.pth")
-    parser.add_argument("--scenes", type=int, default=30)
+    parser.add_argument("--scenes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=EVAL_SEED)
     parser.add_argument("--match-iou", type=float, default=0.8)
     parser.add_argument("--unmatched-iou", type=float, default=0.5)

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from segment_anything import SamAutomaticMaskGenerator, SamPredictor
+from segment_anything import SamPredictor
 
 from app.services.model_registry import BUNDLED_WEIGHTS_DIR, build_sam_tiny
-from scripts.eval_sam_tiny import iou_matrix, score_scene
+from scripts.eval_sam_tiny import iou_matrix
 from scripts.scenes import generate_scene
 
 WEIGHTS = BUNDLED_WEIGHTS_DIR / "sam_tiny.pth"
@@ -61,14 +61,3 @@ def test_point_prompt_inside_an_object_segments_it(sam):
             masks, predicted_iou, _ = predictor.predict(_innermost_point(obj), np.array([1]))
             ious.append(iou_matrix([obj], [masks[predicted_iou.argmax()]])[0, 0])
     assert np.mean(ious) >= MIN_POINT_MIOU, np.round(ious, 2)
-
-
-@pytest.mark.xfail(strict=True, reason="sam_tiny's predicted IoU and stability stay under the "
-                   "default 0.88 / 0.95 filters; see docs/sam_tiny.md")
-def test_default_generator_recovers_drawn_objects(sam):
-    generator = SamAutomaticMaskGenerator(sam)
-    rng = np.random.default_rng(HELD_OUT_SEED)
-    image, objects = generate_scene(rng)  # one scene: the generator takes ~15 s per scene here
-    masks = [m["segmentation"] for m in generator.generate(image)]
-    score = score_scene(objects, masks, match_iou=0.8)
-    assert score["recovered"] / score["objects"] >= 0.9, score
