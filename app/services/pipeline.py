@@ -116,11 +116,11 @@ def _run_pipeline(job: _Job, data: bytes, params: GenerationParams, manager: Mod
     extractor = ObjectExtractor(min_pixels)
     records.sort(key=lambda r: r["area"], reverse=True)
     kept = [r for r in records if extractor.keeps(r["segmentation"])]
-    too_small = [{"area": int(r["area"]), "reason": "smaller_than_min_object_pixels"}
-                 for r in records if not extractor.keeps(r["segmentation"])]
+    skipped = [{"area": int(r["area"]), "reason": "smaller_than_min_object_pixels"}
+               for r in records if not extractor.keeps(r["segmentation"])]
     # MAX_OBJECTS bounds the disk one busy image can fill: the largest are kept.
     kept, cut = kept[:settings.MAX_OBJECTS], kept[settings.MAX_OBJECTS:]
-    too_small += [{"area": int(r["area"]), "reason": "max_objects", "truncated_to": settings.MAX_OBJECTS}
+    skipped += [{"area": int(r["area"]), "reason": "max_objects", "truncated_to": settings.MAX_OBJECTS}
                   for r in cut]
     applied = {**params.generator_kwargs(), "min_object_pixels": min_pixels}
 
@@ -129,7 +129,7 @@ def _run_pipeline(job: _Job, data: bytes, params: GenerationParams, manager: Mod
         job.timings["objects_saved"] = job.ms_since(job.phase_begun)
         job.timings["completed"] = job.ms_since(job.started)
         return _metadata(job, image, file_name, manager, applied, retries, objects,
-                         too_small + write_skipped)
+                         skipped + write_skipped)
 
     output_dir = settings.RESULTS_DIR / job.folder_name()
     with job.phase("objects_saved"):
