@@ -43,7 +43,9 @@ async def lifespan(app: FastAPI):
             await asyncio.to_thread(manager.warm_up)
     except ServiceError as exc:
         log.error("startup_failed", error_code=exc.code, message=exc.message, **exc.details)
-        raise
+        # The log line above says everything; a fresh exception keeps the
+        # traceback uvicorn prints down to a few lines instead of the whole chain.
+        raise RuntimeError(f"{exc.code}: {exc.message}") from None
     app.state.manager = manager
     app.state.jobs = JobQueue(settings.MAX_CONCURRENT_JOBS, settings.MAX_QUEUED_JOBS,
                               settings.JOB_TIMEOUT_S)
