@@ -4,10 +4,8 @@ a read-only and a full results disk, SIGTERM during a job."""
 import asyncio
 import hashlib
 import signal
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -22,42 +20,7 @@ from tests.reliability.helpers import assert_envelope, leftovers, post_image, re
 from tests.weights_server import WeightsServer
 
 
-class FaultyServer:
-    """Serves `payload`; each request takes the next fault from `faults`
-    ("drop": half the body then close, "hang": headers then silence, "ok")."""
-
-    def __init__(self, payload: bytes, faults: list[str]) -> None:
-        self.payload, self.faults, self.requests = payload, list(faults), 0
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                owner.requests += 1
-                fault = owner.faults.pop(0) if owner.faults else "ok"
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(owner.payload)))
-                self.end_headers()
-                if fault == "hang":
-                    time.sleep(3)
-                    return
-                body = owner.payload[: len(owner.payload) // 2] if fault == "drop" else owner.payload
-                self.wfile.write(body)
-                self.wfile.flush()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_port}/weights.pth"
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-
-def _fetch(server: FaultyServer, dest, sha: str | None, attempts: int = 3):
+def _fetch(server: WeightsServer, dest, sha: str | None, attempts: int = 3):
     return asyncio.run(ensure_checkpoint(server.url, dest, sha, 30, connect_timeout_s=1,
                                          read_timeout_s=0.5, attempts=attempts))
 
@@ -68,22 +31,16 @@ def payload(tiny_checkpoint) -> bytes:
 
 
 def test_download_dropped_mid_body_is_retried_until_it_succeeds(tmp_path, payload):
-    server = FaultyServer(payload, ["drop", "drop"])
-    try:
+    with WeightsServer(payload, faults=["drop", "drop"]) as server:
         path = _fetch(server, tmp_path / "w.pth", hashlib.sha256(payload).hexdigest()[:8])
-    finally:
-        server.close()
     assert path.read_bytes() == payload and server.requests == 3
 
 
 def test_download_that_hangs_fails_after_the_read_timeout_with_remedies(tmp_path, payload):
-    server = FaultyServer(payload, ["hang", "hang"])
     started = time.monotonic()
-    try:
+    with WeightsServer(payload, faults=["hang", "hang"]) as server:
         with pytest.raises(ModelLoadFailed) as failure:
             _fetch(server, tmp_path / "w.pth", None, attempts=2)
-    finally:
-        server.close()
     seconds = time.monotonic() - started
     assert server.requests == 2 and seconds < 3
     assert "Timeout" in failure.value.details["reason"] and failure.value.details["remedies"]
@@ -92,12 +49,9 @@ def test_download_that_hangs_fails_after_the_read_timeout_with_remedies(tmp_path
 
 
 def test_download_with_wrong_bytes_is_retried_then_refused(tmp_path):
-    server = FaultyServer(b"wrong bytes" * 1000, [])
-    try:
+    with WeightsServer(b"wrong bytes" * 1000) as server:
         with pytest.raises(ModelLoadFailed) as failure:
             _fetch(server, tmp_path / "w.pth", "01ec64")
-    finally:
-        server.close()
     assert server.requests == 3 and "does not start with 01ec64" in failure.value.details["reason"]
 
 
