@@ -1,8 +1,9 @@
 """What one sam_tiny training step computes: prompts, SAM's losses, and a held-out check.
 
 Used by scripts/train_sam_tiny.py. One-point prompts get SAM's three mask outputs; only the
-output with the lowest focal + dice loss (20:1) is backpropagated, and the IoU head regresses
-the true IoU of all three outputs (0 for background points).
+output with the lowest pixel + dice loss is backpropagated, and the IoU head regresses the
+true IoU of all three outputs (0 for background points). The pixel loss is SAM's focal loss
+(20:1 to dice) or binary cross-entropy (1:1); both can demand a logit margin.
 """
 
 import numpy as np
@@ -31,15 +32,20 @@ def sample_prompts(rng, masks, count, background_share):
     return np.array(points, np.float32), np.stack(targets), np.array(is_object)
 
 
-def mask_losses(logits, target):
-    """Per-output focal and dice loss: logits (P, 3, H, W), target (P, 1, H, W) in {0, 1}."""
+def mask_losses(logits, target, kind="focal", margin=0.0):
+    """Per-output pixel loss and dice loss: logits (P, 3, H, W), target (P, 1, H, W) in {0, 1}.
+
+    margin: the pixel loss wants object logits above +margin and background below -margin.
+    """
     target = target.expand_as(logits)
     prob = torch.sigmoid(logits)
-    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    p_t = prob * target + (1 - prob) * (1 - target)
+    shifted = logits - margin * (2 * target - 1)
+    ce = F.binary_cross_entropy_with_logits(shifted, target, reduction="none")
+    shifted_prob = torch.sigmoid(shifted)
+    p_t = shifted_prob * target + (1 - shifted_prob) * (1 - target)
     # No alpha class weighting: with the detection default (0.25 on positives) training from
     # scratch collapsed to all-background masks for the first hundreds of steps.
-    focal = (ce * (1 - p_t) ** 2).mean(dim=(2, 3))
+    focal = (ce * (1 - p_t) ** 2).mean(dim=(2, 3)) if kind == "focal" else ce.mean(dim=(2, 3))
     overlap = (prob * target).sum(dim=(2, 3))
     dice = 1 - (2 * overlap + 1) / (prob.sum(dim=(2, 3)) + target.sum(dim=(2, 3)) + 1)
     return focal, dice
@@ -79,8 +85,8 @@ def train_step(sam, rng, args, size):
         logits, iou_pred = forward_scene(sam, embedding, points, args.loss_size)
         target = torch.from_numpy(targets)[:, None].float()
         small_target = (F.interpolate(target, args.loss_size, mode="area") > 0.5).float()
-        focal, dice = mask_losses(logits, small_target)
-        mask_loss = FOCAL_WEIGHT * focal + DICE_WEIGHT * dice
+        pixel, dice = mask_losses(logits, small_target, args.mask_loss, args.margin)
+        mask_loss = (FOCAL_WEIGHT if args.mask_loss == "focal" else 1.0) * pixel + DICE_WEIGHT * dice
         best = mask_loss.argmin(dim=1)
         with torch.no_grad():  # the IoU head learns the IoU the generator will see: full size
             full = F.interpolate(logits, (size, size), mode="bilinear", align_corners=False)

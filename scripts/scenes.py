@@ -17,6 +17,12 @@ import numpy as np
 SHAPES = ("ellipse", "polygon", "ring", "blob")
 _MIN_COLOUR_DISTANCE = 70.0  # RGB distance between an object and what lies under it
 _MIN_VISIBLE_SHARE = 0.5  # an occluded object keeps at least this share of its area
+# sam_tiny draws masks on a 64 x 64 grid (4 px per cell at 256 px), so a part thinner than
+# about two cells cannot be drawn at all. Every visible mask must keep this share of its
+# pixels through a morphological opening with a 7-px disc: no slivers, hairline rings or
+# thin occlusion leftovers.
+_THICK = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+_MIN_THICK_SHARE = 0.9
 
 
 def generate_scene(
@@ -24,7 +30,7 @@ def generate_scene(
     height: int = 256,
     width: int = 256,
     max_objects: int = 6,
-    min_object_pixels: int = 150,
+    min_object_pixels: int = 400,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Draw one scene: an (H, W, 3) uint8 RGB image and one boolean (H, W) mask per object.
 
@@ -52,7 +58,7 @@ def generate_scene(
 def _accepts(shape, colour, image, masks, min_pixels) -> bool:
     """A new object must be big enough, contrast with what it covers, and not bury others."""
     area = int(shape.sum())
-    if area < min_pixels:
+    if area < min_pixels or not _thick(shape):
         return False
     below = image[shape].reshape(-1, 3).mean(axis=0)
     if np.linalg.norm(below - colour) < _MIN_COLOUR_DISTANCE:
@@ -60,17 +66,22 @@ def _accepts(shape, colour, image, masks, min_pixels) -> bool:
     for mask in masks:
         left = mask & ~shape
         kept = left.sum()
-        if kept < min_pixels or kept < _MIN_VISIBLE_SHARE * mask.sum():
+        if kept < min_pixels or kept < _MIN_VISIBLE_SHARE * mask.sum() or not _thick(left):
             return False
         if kept < mask.sum() and cv2.connectedComponents(left.astype(np.uint8))[0] > 2:
             return False  # the occluder would cut the object in two
     return True
 
 
+def _thick(mask: np.ndarray) -> bool:
+    opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, _THICK)
+    return opened.sum() >= _MIN_THICK_SHARE * mask.sum()
+
+
 def _shape_mask(rng, height, width, scale) -> np.ndarray:
     """One shape at a random place, size, aspect ratio and rotation."""
     canvas = np.zeros((height, width), np.uint8)
-    radius = scale * rng.uniform(0.05, 0.28)
+    radius = scale * rng.uniform(0.07, 0.28)
     aspect = rng.uniform(0.35, 1.0)
     centre = np.array([rng.uniform(0, width), rng.uniform(0, height)])
     angle = rng.uniform(0, np.pi)

@@ -44,8 +44,7 @@ def scene_server(server, start_server):
     thresholds its modest scores pass; else the session server with random weights."""
     if TRAINED_WEIGHTS.is_file():
         trained = start_server(SAM_CHECKPOINT_PATH="")  # empty = unset: the bundled weights load
-        return trained, {"points_per_side": "16", "pred_iou_thresh": "0.3",
-                         "stability_score_thresh": "0", "min_object_pixels": "100"}
+        return trained, {"pred_iou_thresh": "0.5", "stability_score_thresh": "0.8"}  # README's
     return server, PERMISSIVE
 
 
@@ -101,12 +100,12 @@ def test_out_of_range_parameter_shows_which_field_is_wrong(page, server):
 
 
 def test_too_large_upload_says_so_with_the_limit(page, start_server):
-    server = start_server(MAX_IMAGE_SIZE_MB="0.05")
+    server = start_server(MAX_IMAGE_SIZE_MB="0.02")
     page.goto(server.url)
-    choose_image(page, "scene.png", scene_png())  # about 100 KB
+    choose_image(page, "scene.png", scene_png())  # about 41 KB
     page.click("#submit")
     expect(page.locator("#error-title")).to_have_text("This image is too large", timeout=SLOW)
-    expect(page.locator("#error-text")).to_contain_text("51 KB")
+    expect(page.locator("#error-text")).to_contain_text("20 KB")
 
 
 def test_api_key_is_asked_for_then_sent_with_every_request(page, start_server):
