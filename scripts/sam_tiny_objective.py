@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from scripts.scenes import generate_scene
 
-FOCAL_WEIGHT, DICE_WEIGHT = 20.0, 1.0  # SAM's ratio
+PIXEL_WEIGHT = {"focal": 20.0, "bce": 1.0}  # to dice at 1: SAM's ratio for focal
 HELD_OUT_SEED_OFFSET = 1_000_003  # held-out scenes for the final check
 
 
@@ -33,7 +33,7 @@ def sample_prompts(rng, masks, count, background_share):
 
 
 def mask_losses(logits, target, kind="focal", margin=0.0):
-    """Per-output pixel loss and dice loss: logits (P, 3, H, W), target (P, 1, H, W) in {0, 1}.
+    """Per-output weighted pixel loss and dice loss: logits (P, 3, H, W), target (P, 1, H, W) in {0, 1}.
 
     margin: the pixel loss wants object logits above +margin and background below -margin.
     """
@@ -45,10 +45,10 @@ def mask_losses(logits, target, kind="focal", margin=0.0):
     p_t = shifted_prob * target + (1 - shifted_prob) * (1 - target)
     # No alpha class weighting: with the detection default (0.25 on positives) training from
     # scratch collapsed to all-background masks for the first hundreds of steps.
-    focal = (ce * (1 - p_t) ** 2).mean(dim=(2, 3)) if kind == "focal" else ce.mean(dim=(2, 3))
+    pixel = (ce * (1 - p_t) ** 2).mean(dim=(2, 3)) if kind == "focal" else ce.mean(dim=(2, 3))
     overlap = (prob * target).sum(dim=(2, 3))
     dice = 1 - (2 * overlap + 1) / (prob.sum(dim=(2, 3)) + target.sum(dim=(2, 3)) + 1)
-    return focal, dice
+    return PIXEL_WEIGHT[kind] * pixel, dice
 
 
 def true_iou(logits, target):
@@ -86,7 +86,7 @@ def train_step(sam, rng, args, size):
         target = torch.from_numpy(targets)[:, None].float()
         small_target = (F.interpolate(target, args.loss_size, mode="area") > 0.5).float()
         pixel, dice = mask_losses(logits, small_target, args.mask_loss, args.margin)
-        mask_loss = (FOCAL_WEIGHT if args.mask_loss == "focal" else 1.0) * pixel + DICE_WEIGHT * dice
+        mask_loss = pixel + dice
         best = mask_loss.argmin(dim=1)
         with torch.no_grad():  # the IoU head learns the IoU the generator will see: full size
             full = F.interpolate(logits, (size, size), mode="bilinear", align_corners=False)

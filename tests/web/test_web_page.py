@@ -15,11 +15,10 @@ import requests
 from playwright.sync_api import expect
 
 from scripts.scenes import generate_scene
-from tests.conftest import PERMISSIVE, REPO
+from tests.conftest import PERMISSIVE
 from tests.images import encode
 
 SLOW = 180_000  # ms: a generation on a busy 2-core machine
-TRAINED_WEIGHTS = REPO / "app" / "weights" / "sam_tiny.pth"
 IMAGES_LOADED = "[...document.images].filter(i => i.src).every(i => i.complete && i.naturalWidth > 0)"
 
 
@@ -39,13 +38,10 @@ def fill_parameters(page, params: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def scene_server(server, start_server):
-    """The trained sam_tiny when it ships (so the screenshot shows real objects), with
-    thresholds its modest scores pass; else the session server with random weights."""
-    if TRAINED_WEIGHTS.is_file():
-        trained = start_server(SAM_CHECKPOINT_PATH="")  # empty = unset: the bundled weights load
-        return trained, {"pred_iou_thresh": "0.5", "stability_score_thresh": "0.8"}  # README's
-    return server, PERMISSIVE
+def scene_server(start_server):
+    """The shipped sam_tiny (so the screenshot shows real objects) with the README's filters."""
+    trained = start_server(SAM_CHECKPOINT_PATH="")  # empty = unset: the bundled weights load
+    return trained, {"pred_iou_thresh": "0.5", "stability_score_thresh": "0.8"}
 
 
 def test_upload_shows_the_overlay_and_one_cutout_card_per_object(page, scene_server, tmp_path):
