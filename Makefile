@@ -10,13 +10,21 @@ PORT ?= 8000
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-dev browser
+.PHONY: run test install install-dev browser sam-tiny-weights
 
 run: install
 	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT)
 
 test: install-dev browser
 	$(PY) -m pytest
+
+# Retrain the bundled sam_tiny weights from scratch, both phases (about 56 min on 2 cores;
+# docs/sam_tiny.md). Phase 1 goes to a scratch file; phase 2 writes app/weights/sam_tiny.pth.
+SAM_TINY_PHASE1 ?= /tmp/sam_tiny_phase1.pth
+sam-tiny-weights: install
+	$(PY) -m scripts.train_sam_tiny --out $(SAM_TINY_PHASE1)
+	$(PY) -m scripts.train_sam_tiny --init-checkpoint $(SAM_TINY_PHASE1) --seed 1 --steps 620 \
+		--warmup 50 --lr 6e-5 --loss-size 256 --margin 2 --max-minutes 14
 
 install: $(VENV)/.runtime-installed
 install-dev: $(VENV)/.dev-installed

@@ -4,13 +4,16 @@
     python -m scripts.eval_sam_tiny --scenes 5 --out /tmp/eval.json
 
 The generator runs with its DEFAULT parameters (32x32 points, pred_iou_thresh 0.88,
-stability_score_thresh 0.95, box NMS 0.7) unless the two filter thresholds are given. A drawn object counts as recovered when some
-generated mask overlaps it with IoU >= --match-iou; a generated mask that overlaps no drawn
-object with IoU >= --unmatched-iou is "unmatched" (it is reported separately when it is
-the scene background). Prints one row per scene and a summary, and writes all of it as JSON.
+stability_score_thresh 0.95, box NMS 0.7) unless the two filter thresholds are given. A
+drawn object counts as recovered when some generated mask overlaps it with IoU >=
+--match-iou; a generated mask that overlaps no drawn object with IoU >= --unmatched-iou is
+"unmatched" (reported separately when it is the scene background); a second mask of an
+already recovered object is a duplicate. Prints one row per scene and a summary, and writes
+all of it as JSON.
 """
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -52,6 +55,12 @@ def iou_matrix(objects: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray
     return inter / np.maximum(union, 1)
 
 
+def describe_checkpoint(path: Path) -> dict:
+    """Name the weights by content, not by where this machine keeps them."""
+    return {"checkpoint": path.name,
+            "checkpoint_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
 def score_scene(objects, masks, match_iou=0.8, unmatched_iou=0.5) -> dict:
     """Recovered objects, unmatched masks and background masks for one scene."""
     ious = iou_matrix(objects, masks)
@@ -61,6 +70,7 @@ def score_scene(objects, masks, match_iou=0.8, unmatched_iou=0.5) -> dict:
     on_background = [i for i in unmatched
                      if background is not None and iou_matrix([background], [masks[i]])[0, 0] >= 0.5]
     best_per_object = ious.max(axis=1) if masks else np.zeros(len(objects))
+    matches_per_object = (ious >= match_iou).sum(axis=1)
     return {
         "objects": len(objects),
         "recovered": int((best_per_object >= match_iou).sum()),
@@ -69,6 +79,7 @@ def score_scene(objects, masks, match_iou=0.8, unmatched_iou=0.5) -> dict:
         "masks": len(masks),
         "unmatched_masks": len(unmatched),
         "background_masks": len(on_background),
+        "duplicate_masks": int(np.maximum(matches_per_object - 1, 0).sum()),
     }
 
 
@@ -81,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed)
     rows = []
     print(f"{'scene':>5} {'objects':>7} {'recovered':>9} {'masks':>5} {'unmatched':>9} "
-          f"{'background':>10} {'seconds':>7}")
+          f"{'background':>10} {'duplicates':>10} {'seconds':>7}")
     for index in range(args.scenes):
         image, objects = generate_scene(rng)
         start = time.perf_counter()
@@ -90,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
                "seconds": round(time.perf_counter() - start, 2)}
         rows.append(row)
         print(f"{index:>5} {row['objects']:>7} {row['recovered']:>9} {row['masks']:>5} "
-              f"{row['unmatched_masks']:>9} {row['background_masks']:>10} {row['seconds']:>7}")
+              f"{row['unmatched_masks']:>9} {row['background_masks']:>10} "
+              f"{row['duplicate_masks']:>10} {row['seconds']:>7}")
     summary = summarize(rows, args)
     print(json.dumps(summary, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +125,7 @@ def summarize(rows: list[dict], args: argparse.Namespace) -> dict:
                          if chosen.any() else None}
     seconds = [r["seconds"] for r in rows]
     return {
-        "checkpoint": str(args.checkpoint),
+        **describe_checkpoint(args.checkpoint),
         "seed": args.seed,
         "scenes": len(rows),
         "objects": objects,
@@ -123,6 +135,7 @@ def summarize(rows: list[dict], args: argparse.Namespace) -> dict:
         "masks": sum(r["masks"] for r in rows),
         "unmatched_masks": sum(r["unmatched_masks"] for r in rows),
         "background_masks": sum(r["background_masks"] for r in rows),
+        "duplicate_masks": sum(r["duplicate_masks"] for r in rows),
         "recovered_by_size": by_size,
         "seconds_per_scene_mean": round(float(np.mean(seconds)), 2),
         "seconds_per_scene_max": round(float(np.max(seconds)), 2),

@@ -1,7 +1,11 @@
 """Train the sam_tiny model from scratch on generated scenes and write app/weights/sam_tiny.pth.
 
-    python -m scripts.train_sam_tiny                                  # the shipped weights, ~46 min
+    make sam-tiny-weights                                             # the shipped weights, ~56 min
+    python -m scripts.train_sam_tiny --out /tmp/phase1.pth            # phase 1 alone, ~46 min
     python -m scripts.train_sam_tiny --steps 50 --out /tmp/try.pth    # a smoke run
+
+The shipped weights are two runs of this script: the defaults (phase 1), then a short
+phase 2 from those weights with the pixel loss at full size (the Makefile has the flags).
 
 Every step draws fresh scenes (scripts/scenes.py), samples single-point prompts and trains
 the whole SAM the way the paper does for one-point prompts (see scripts/sam_tiny_objective.py):
