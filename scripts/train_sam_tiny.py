@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     steps_done, mean_loss = step + 1, np.mean(window[-args.log_every:], axis=0)[0]
     train_seconds = time.monotonic() - start
     sam.eval()
-    miou = held_out_miou(sam, args.seed)
+    miou = held_out_miou(sam)
     save(sam, args, argv, steps_done, train_seconds, miou, float(mean_loss), parent)
 
 

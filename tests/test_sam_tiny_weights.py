@@ -18,7 +18,7 @@ from scripts.eval_sam_tiny import iou_matrix
 from scripts.scenes import generate_scene
 
 WEIGHTS = BUNDLED_WEIGHTS_DIR / "sam_tiny.pth"
-HELD_OUT_SEED = 30_000  # not drawn by training (seeds 0, 1; checks +1_000_003) nor eval (20_000)
+HELD_OUT_SEED = 30_000  # not drawn by training (seeds 0, 1, check 1_000_003) nor eval (20_000)
 MIN_POINT_MIOU = 0.5  # measured 0.58 on these 6 scenes; margin for float noise
 # The IoU head on 10 of these scenes, every generator grid point inside an object (4,320
 # outputs, 62 of them rated >= 0.88):

@@ -17,7 +17,7 @@ from scripts.scenes import generate_scene
 from tests.conftest import LiveServer
 from tests.images import encode
 
-SCENE_SEED = 40_000  # not drawn by training (seeds 0, 1; checks +1_000_003) nor eval (20_000)
+SCENE_SEED = 40_000  # not drawn by training (seeds 0, 1, check 1_000_003) nor eval (20_000)
 SCENES = 8
 RELAXED = {"pred_iou_thresh": "0.5", "stability_score_thresh": "0.8"}  # the README's
 MIN_RELAXED_RECOVERED = 0.5  # measured 0.69 on 20 other held-out scenes
