@@ -101,6 +101,9 @@ def test_full_results_disk_gives_storage_error_and_leaves_no_partial_folder(star
 
 
 def _wait_for(server, event: str, timeout: float = 60) -> None:
+    # Wait on an event only the job logs ("preprocessed"): the model manager logs
+    # "model_loaded" at start-up, and a signal sent on that can beat the request to the server
+    # (it did once in CI: no job was running, so nothing was cancelled).
     deadline = time.monotonic() + timeout
     while f'"event": "{event}"' not in server.log():
         assert time.monotonic() < deadline, f"{event} never logged"
@@ -111,7 +114,7 @@ def test_sigterm_during_a_job_lets_it_finish_then_exits_cleanly(start_server):
     server = start_server()
     with ThreadPoolExecutor(1) as pool:
         job = pool.submit(post_image, server.url, image_bytes("PNG", 320, 240), points_per_side="12")
-        _wait_for(server, "model_loaded")
+        _wait_for(server, "preprocessed")
         server.process.send_signal(signal.SIGTERM)
         response = job.result()
     assert response.status_code == 200, response.text
@@ -124,7 +127,7 @@ def test_sigterm_past_the_graceful_timeout_discards_the_job_and_leaves_nothing(s
     server = start_server(UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN="1")
     with ThreadPoolExecutor(1) as pool:
         job = pool.submit(post_image, server.url, image_bytes("PNG", 320, 240), points_per_side="24")
-        _wait_for(server, "model_loaded")
+        _wait_for(server, "preprocessed")
         server.process.send_signal(signal.SIGTERM)
         try:
             response = job.result()
