@@ -103,7 +103,7 @@ def test_full_results_disk_gives_storage_error_and_leaves_no_partial_folder(star
 def _wait_for(server, event: str, timeout: float = 60) -> None:
     # Wait on an event only the job logs ("preprocessed"): the model manager logs
     # "model_loaded" at start-up, and a signal sent on that can beat the request to the server
-    # (it did once in CI: no job was running, so nothing was cancelled).
+    # (it did once in a clean-clone run: no job was running, so nothing was cancelled).
     deadline = time.monotonic() + timeout
     while f'"event": "{event}"' not in server.log():
         assert time.monotonic() < deadline, f"{event} never logged"
