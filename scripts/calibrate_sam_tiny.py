@@ -21,6 +21,7 @@ from segment_anything.utils.amg import build_point_grid, calculate_stability_sco
 
 from app.services.model_registry import BUNDLED_WEIGHTS_DIR, build_sam_tiny
 from scripts.eval_sam_tiny import EVAL_SEED, describe_checkpoint
+from scripts.sam_tiny_objective import true_iou
 from scripts.scenes import generate_scene
 
 PRED_IOU_BINS = (0.0, 0.5, 0.7, 0.8, 0.88, 1.01)  # 0.88: the generator's default filter
@@ -42,8 +43,7 @@ def grid_candidates(predictor: SamPredictor, image: np.ndarray, objects: list[np
         logits, predicted, _ = predictor.predict_torch(
             torch.as_tensor(points[:, None], dtype=torch.float), torch.ones(len(inside), 1),
             multimask_output=True, return_logits=True)
-        masks, target = logits > 0, torch.from_numpy(obj)
-        true = (masks & target).sum((2, 3)) / (masks | target).sum((2, 3)).clamp(min=1)
+        true = true_iou(logits, torch.from_numpy(obj))
         stability = calculate_stability_score(logits.flatten(0, 1), 0.0, 1.0)
         for column, values in zip(columns, (predicted, true, stability,
                                             torch.full_like(true, index))):
