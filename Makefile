@@ -22,8 +22,8 @@ test: install-dev browser
 # docs/sam_tiny.md). Phase 1 goes to a scratch file; phase 2 writes app/weights/sam_tiny.pth.
 SAM_TINY_PHASE1 ?= /tmp/sam_tiny_phase1.pth
 sam-tiny-weights: install
-	$(PY) -m scripts.train_sam_tiny --out $(SAM_TINY_PHASE1)
-	$(PY) -m scripts.train_sam_tiny --init-checkpoint $(SAM_TINY_PHASE1) --seed 1 --steps 620 \
+	$(PY) -m sam_tiny.train --out $(SAM_TINY_PHASE1)
+	$(PY) -m sam_tiny.train --init-checkpoint $(SAM_TINY_PHASE1) --seed 1 --steps 620 \
 		--warmup 50 --lr 6e-5 --loss-size 256 --margin 2 --max-minutes 14
 
 install: $(VENV)/.runtime-installed

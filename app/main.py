@@ -14,17 +14,15 @@ from starlette.exceptions import HTTPException
 
 from app import __version__
 from app.core.config import get_settings
-from app.core.errors import InvalidImage, ServiceError
+from app.core.errors import InvalidRequest, ServiceError
 from app.core.logging import get_logger, setup_logger
-from app.lib.checkpoint_recovery import load_model
-from app.lib.model_bootstrap import ensure_model_ready
-from app.routes import health, metrics, results, segment, system, web
+from app.routes import health, info, metrics, results, segment, web
+from app.routes.request_metrics import MetricsMiddleware
 from app.routes.upload_limit import UploadLimitMiddleware
 from app.services.job_queue import JobQueue
-from app.services.metrics import MetricsMiddleware
-from app.services.model_manager import ModelManager
-from app.services.result_writer import sweep_temporary_folders
-from app.services.retention import retention_loop
+from app.services.model.bootstrap import prepare_model
+from app.services.results.retention import retention_loop
+from app.services.results.writer import sweep_temporary_folders
 
 log = get_logger(__name__)
 
@@ -36,11 +34,7 @@ async def lifespan(app: FastAPI):
     log.info("startup", model_type=settings.DEFAULT_MODEL, results_dir=str(settings.RESULTS_DIR),
              swept_temporary_folders=swept)
     try:
-        await ensure_model_ready(settings.DEFAULT_MODEL, settings)
-        manager = ModelManager(settings)
-        await load_model(manager, settings)
-        if settings.WARM_UP_AT_STARTUP:  # compile now, not during the first request
-            await asyncio.to_thread(manager.warm_up)
+        manager = await prepare_model(settings)
     except ServiceError as exc:
         log.error("startup_failed", error_code=exc.code, message=exc.message, **exc.details)
         # The log line above says everything; a fresh exception keeps the
@@ -58,40 +52,35 @@ async def lifespan(app: FastAPI):
     log.info("shutdown", jobs_drained=still_running)
 
 
-def _envelope(status: int, code: str, message: str, details: dict,
-              headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"success": False, "error_code": code, "message": message, "details": details}
-    return JSONResponse(status_code=status, content=body, headers=headers)
-
-
 def _install_error_handlers(app: FastAPI) -> None:
+    """The one place errors become the JSON envelope."""
+
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         where = {"phase": exc.phase} if exc.phase else {}
         log.warning("request_failed", error_code=exc.code, message=exc.message,
                     path=request.url.path, **where)
-        return _envelope(exc.status, exc.code, exc.message, exc.details, exc.headers)
+        return JSONResponse(exc.envelope(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]}
                   for e in exc.errors()]
-        return _envelope(422, "INVALID_REQUEST", "The request is not valid", {"errors": errors})
+        return await service_error(request, InvalidRequest("The request is not valid",
+                                                           {"errors": errors}))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        if exc.status_code == 413:  # UploadLimitMiddleware on /segment
-            too_large = InvalidImage("too_large", "The upload exceeds MAX_IMAGE_SIZE_MB",
-                                     max_bytes=get_settings().max_image_bytes)
-            too_large.headers = {"Connection": "close"}  # stop reading the rest of the body
-            return await service_error(request, too_large)
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
-        return _envelope(exc.status_code, code, str(exc.detail), {})
+        body = {"success": False, "error_code": code, "message": str(exc.detail), "details": {}}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected_error", path=request.url.path)
-        return _envelope(500, "INTERNAL_ERROR", "An unexpected error occurred", {})
+        body = {"success": False, "error_code": "INTERNAL_ERROR",
+                "message": "An unexpected error occurred", "details": {}}
+        return JSONResponse(body, status_code=500)
 
 
 def create_app() -> FastAPI:
@@ -101,14 +90,14 @@ def create_app() -> FastAPI:
     app = FastAPI(title="SAM segmentation service", version=__version__, lifespan=lifespan)
     app.include_router(segment.router)
     app.include_router(health.router)
-    app.include_router(system.router)
+    app.include_router(info.router)
     app.include_router(results.router)
     app.include_router(metrics.router)
     app.include_router(web.router)
     app.mount("/static", web.static_files, name="static")
     app.add_middleware(MetricsMiddleware)
-    # Refused by Content-Length before parsing, or once the counted bytes pass it.
-    app.add_middleware(UploadLimitMiddleware, paths=("/segment",), max_bytes=settings.max_upload_bytes)
+    app.add_middleware(UploadLimitMiddleware, paths=("/segment",),
+                       max_image_bytes=settings.max_image_bytes)
     if settings.CORS_ORIGINS:
         app.add_middleware(CORSMiddleware, allow_origins=settings.CORS_ORIGINS,
                            allow_methods=["GET", "POST"], allow_headers=["X-API-Key"])

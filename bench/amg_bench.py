@@ -22,11 +22,12 @@ import torch
 from PIL import Image
 from segment_anything import SamAutomaticMaskGenerator
 
-from app.services.amg_engine import MaskEngine
-from app.services.amg_precision import choose_precision, use_compile_cache
-from app.services.amg_runtime import SamRuntime
-from app.services.mask_agreement import compare_masks
-from app.services.model_registry import MODEL_REGISTRY
+from app.services.engine.generator import MaskEngine
+from app.services.engine.precision import choose_precision, use_compile_cache
+from app.services.engine.records import MaskRecord
+from app.services.engine.runtime import SamRuntime
+from bench.mask_agreement import compare_masks
+from app.services.model.registry import MODEL_REGISTRY
 from bench.bench_support import (PhaseTimer, generated_image, machine_description, markdown,
                                  resource_sampler)
 from bench.pipeline_ratio import pipeline_ratio
@@ -103,7 +104,8 @@ def main() -> None:
         timer = PhaseTimer()
         stock.predictor.set_image = timer.wrap("encoder", stock.predictor.set_image)
         stock.predictor.predict_torch = timer.wrap("decoder", stock.predictor.predict_torch)
-        stock_records[name], row = _run(stock.generate, timer, image, device)
+        stock_records[name], row = _run(
+            lambda img: [MaskRecord.from_stock(r) for r in stock.generate(img)], timer, image, device)
         rows.append({"params_name": name, "generator": "stock", **row})
         print(f"stock {name}: {row['total_s']} s, {row['masks']} masks", flush=True)
 

@@ -14,7 +14,7 @@ from segment_anything.modeling import Sam
 
 from app.core.config import Settings
 from app.schemas import GenerationParams
-from app.services.model_manager import ModelManager
+from app.services.model.manager import ModelManager
 from app.services.pipeline import segment_image
 
 
@@ -35,7 +35,7 @@ def pipeline_ratio(sam: Sam, model_type: str, image: np.ndarray, batch_size: int
         Image.fromarray(image).save(upload, format="PNG")
         result = asyncio.run(segment_image(upload.getvalue(), GenerationParams(), manager,
                                            settings))
-        timings = dict(result.timings)
+        timings = result.metadata.timings_ms.model_dump()
     ratio = timings["completed"] / max(timings["masks_generated"], 1e-9)
     return {"precision": manager.precision, "timings_ms": timings,
-            "objects": len(result.metadata["objects"]), "ratio": round(ratio, 3)}
+            "objects": len(result.metadata.objects), "ratio": round(ratio, 3)}

@@ -10,13 +10,18 @@ from pathlib import Path
 import pytest
 import requests
 
-from scripts.make_tiny_checkpoint import make_tiny_checkpoint
+from app.schemas import GenerationParams
+from sam_tiny.random_checkpoint import make_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
-# Permissive thresholds: random sam_tiny weights still yield masks with these,
-# and a small point grid keeps each generation to about a second on 2 cores.
-PERMISSIVE = {"points_per_side": "8", "pred_iou_thresh": "0", "stability_score_thresh": "0",
-              "min_object_pixels": "0"}
+# The permissive parameters, defined once: random sam_tiny weights still yield masks
+# with the filters off, and a small point grid keeps a generation to about a second.
+PERMISSIVE_PARAMS = GenerationParams(points_per_side=8, pred_iou_thresh=0,
+                                     stability_score_thresh=0, min_object_pixels=0)
+# The same as generator arguments, and as the form fields of POST /segment.
+PERMISSIVE_KWARGS = PERMISSIVE_PARAMS.generator_kwargs()
+PERMISSIVE = {name: str(value) for name, value in
+              PERMISSIVE_PARAMS.model_dump(exclude_defaults=True).items()}
 
 
 @pytest.fixture(scope="session")

@@ -23,10 +23,10 @@ from app.core.logging import setup_logger
 from app.schemas import GenerationParams
 
 if TYPE_CHECKING:
-    from app.services.model_manager import ModelManager
+    from app.services.model.manager import ModelManager
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
-# Options that override a setting: option -> Settings field (offered when the field exists).
+# Options that override a setting: option -> Settings field.
 _SETTING_OPTIONS = {"--model": "DEFAULT_MODEL", "--checkpoint": "SAM_CHECKPOINT_PATH",
                     "--device": "DEVICE", "--precision": "PRECISION"}
 
@@ -46,12 +46,11 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
     for option, field in _SETTING_OPTIONS.items():
-        if field in Settings.model_fields:
-            annotation = Settings.model_fields[field].annotation
-            choices = typing.get_args(annotation) if typing.get_origin(annotation) is Literal else None
-            parser.add_argument(option, dest=field, choices=choices, default=None,
-                                type=Path if field == "SAM_CHECKPOINT_PATH" else str,
-                                help=f"overrides the {field} setting")
+        annotation = Settings.model_fields[field].annotation
+        choices = typing.get_args(annotation) if typing.get_origin(annotation) is Literal else None
+        parser.add_argument(option, dest=field, choices=choices, default=None,
+                            type=Path if field == "SAM_CHECKPOINT_PATH" else str,
+                            help=f"overrides the {field} setting")
     params = parser.add_argument_group("generator parameters (default: as POST /segment)")
     for field, info in GenerationParams.model_fields.items():
         params.add_argument("--" + field.replace("_", "-"), dest=field, default=None,
@@ -101,12 +100,9 @@ def find_images(paths: list[Path]) -> list[Path]:
 async def _segment_all(images: list[Path], params: GenerationParams, settings: Settings,
                        console: Console) -> list[Outcome]:
     # Imported here: torch takes seconds to import, and --help or a usage error should not wait.
-    from app.lib.model_bootstrap import ensure_model_ready
-    from app.services.model_manager import ModelManager
+    from app.services.model.bootstrap import prepare_model
 
-    await ensure_model_ready(settings.DEFAULT_MODEL, settings)
-    manager = ModelManager(settings)
-    await asyncio.to_thread(manager.model)
+    manager = await prepare_model(settings)
     outcomes = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
@@ -130,8 +126,8 @@ async def _segment_one(image: Path, params: GenerationParams, manager: "ModelMan
     except ServiceError as exc:
         reason = exc.details.get("reason")
         return Outcome(image, error=f"{exc.code}{f' ({reason})' if reason else ''}: {exc.message}")
-    return Outcome(image, objects=len(result.metadata["objects"]),
-                   seconds=result.timings["completed"] / 1000, output_dir=result.output_dir)
+    return Outcome(image, objects=len(result.metadata.objects),
+                   seconds=result.metadata.timings_ms.completed / 1000, output_dir=result.output_dir)
 
 
 def _summary(outcomes: list[Outcome]) -> Table:

@@ -80,11 +80,6 @@ class Settings(BaseSettings):
         return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value
 
     @property
-    def max_upload_bytes(self) -> int:
-        """The whole request body allowed on /segment: the image plus room for the form fields."""
-        return self.max_image_bytes + 64 * 1024
-
-    @property
     def max_image_bytes(self) -> int:
         """MAX_IMAGE_SIZE_MB in bytes (MiB: 1 MB here is 1024 * 1024 bytes)."""
         return int(self.MAX_IMAGE_SIZE_MB * 1024 * 1024)

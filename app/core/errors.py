@@ -17,8 +17,15 @@ class ServiceError(Exception):
         self.message = message
         self.details = details or {}
 
+    def envelope(self) -> dict[str, Any]:
+        """The JSON body every error answers with."""
+        return {"success": False, "error_code": self.code, "message": self.message,
+                "details": self.details}
+
 
 class InvalidRequest(ServiceError):
+    """A form field is missing or out of range; `details.errors` names each field."""
+
     code, status = "INVALID_REQUEST", 422
 
 

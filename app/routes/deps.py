@@ -9,7 +9,7 @@ from fastapi.security import APIKeyHeader
 from app.core.config import Settings, get_settings
 from app.core.errors import Unauthorized
 from app.services.job_queue import JobQueue
-from app.services.model_manager import ModelManager
+from app.services.model.manager import ModelManager
 
 _API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
                                description="Required when the server sets API_KEY")

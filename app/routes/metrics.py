@@ -11,6 +11,7 @@ router = APIRouter()
             responses={200: {"content": {CONTENT_TYPE: {}}}})
 def metrics(request: Request) -> Response:
     """Request counts and latencies, phase durations, queue depth, model load time."""
-    state = request.app.state
-    body = render_metrics(getattr(state, "manager", None), getattr(state, "jobs", None))
-    return Response(body, media_type=CONTENT_TYPE)
+    jobs, manager = request.app.state.jobs, request.app.state.manager
+    load = (None if manager.load_seconds is None
+            else (manager.model_type, manager.device, manager.load_seconds))
+    return Response(render_metrics(jobs.running, jobs.waiting, load), media_type=CONTENT_TYPE)

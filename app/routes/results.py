@@ -1,7 +1,7 @@
 """GET /results/{job_id}/...: download a finished job's files, one by one or as a zip.
 
 Only server-made job ids and the result file names are served (see
-app.services.result_store); anything else answers 404 in the error envelope.
+app.services.results.store); anything else answers 404 in the error envelope.
 Plain `def` routes: FastAPI runs them in its thread pool, off the event loop.
 """
 
@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from app.routes.deps import RequireApiKey, SettingsDep
 from app.schemas import ErrorResponse
-from app.services.result_store import job_folder, media_type, result_file, zip_chunks
+from app.services.results.store import job_folder, media_type, result_file, zip_chunks
 
 router = APIRouter(prefix="/results", tags=["results"], dependencies=[RequireApiKey])
 _NOT_FOUND = {status: {"model": ErrorResponse} for status in (401, 404)}

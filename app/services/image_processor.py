@@ -1,4 +1,4 @@
-"""Image I/O at the edges: validate and decode uploads, write PNGs.
+"""Image I/O at the edges: validate and decode uploads, encode PNGs.
 
 Validation looks at the bytes, never at the file name or declared type. The
 pixel count is read from the header before any pixel is decoded, so a
@@ -7,7 +7,6 @@ decompression bomb is refused without costing memory.
 
 from dataclasses import dataclass
 from io import BytesIO
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -41,13 +40,11 @@ class DecodedImage:
         return self.rgb.shape[0]
 
 
-def validate_image(data: bytes, max_bytes: int, max_pixels: int) -> DecodedImage:
-    """Decode an upload to RGB or raise InvalidImage with `details.reason`."""
+def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
+    """Decode an upload to RGB or raise InvalidImage with `details.reason`. (Its size in
+    bytes is bounded where it is received: app.routes.upload_limit.)"""
     if not data:
         raise InvalidImage("empty", "The uploaded file is empty")
-    if len(data) > max_bytes:
-        raise InvalidImage("too_large", f"The upload is larger than {max_bytes} bytes",
-                           max_bytes=max_bytes, received_bytes=len(data))
     try:
         image = Image.open(BytesIO(data))
         _check_header(image, max_pixels)
@@ -88,15 +85,17 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image.convert("RGB")))
 
 
-def write_png(path: Path, pixels: np.ndarray) -> None:
-    """Write a gray, RGB or RGBA uint8 array as PNG (colour order RGB)."""
+def encode_png(pixels: np.ndarray) -> bytes:
+    """A gray, RGB or RGBA uint8 array as PNG bytes (colour order RGB)."""
     if pixels.ndim == 3:
         code = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
         pixels = cv2.cvtColor(pixels, code)
-    if not cv2.imwrite(str(path), pixels, _PNG_PARAMS):
-        raise OSError(f"could not write {path}")
+    ok, encoded = cv2.imencode(".png", pixels, _PNG_PARAMS)
+    if not ok:
+        raise OSError("PNG encoding failed")
+    return encoded.tobytes()
 
 
-def write_mask(path: Path, mask: np.ndarray) -> None:
+def encode_mask(mask: np.ndarray) -> bytes:
     """A boolean mask as an 8-bit PNG, 0 outside and 255 inside."""
-    write_png(path, mask.astype(np.uint8) * 255)
+    return encode_png(mask.astype(np.uint8) * 255)

@@ -10,15 +10,10 @@
 GET /metrics renders them with `render_metrics`.
 """
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from app.services.job_queue import JobQueue
-from app.services.model_manager import ModelManager
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _SECONDS_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -51,42 +46,18 @@ def observe_phases(timings_ms: dict[str, float]) -> None:
         PHASE_DURATION.labels(phase).observe(ms / 1000)
 
 
-def render_metrics(manager: ModelManager | None, jobs: JobQueue | None) -> bytes:
-    """The Prometheus text exposition of every metric; the gauges that mirror the
-    model and the job queue are read at scrape time."""
-    if jobs is not None:
-        JOBS_RUNNING.set(jobs.running)
-        JOBS_WAITING.set(jobs.waiting)
-    if manager is not None and manager.load_seconds is not None:
-        MODEL_LOAD_SECONDS.labels(manager.model_type, manager.device).set(manager.load_seconds)
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    labels = (method, route, str(status))
+    HTTP_REQUESTS.labels(*labels).inc()
+    HTTP_DURATION.labels(*labels).observe(seconds)
+
+
+def render_metrics(jobs_running: int, jobs_waiting: int,
+                   model_load: tuple[str, str, float] | None) -> bytes:
+    """The Prometheus text exposition of every metric. The queue gauges and the model's
+    load time (`(model_type, device, seconds)`) are read at scrape time."""
+    JOBS_RUNNING.set(jobs_running)
+    JOBS_WAITING.set(jobs_waiting)
+    if model_load is not None:
+        MODEL_LOAD_SECONDS.labels(*model_load[:2]).set(model_load[2])
     return generate_latest()
-
-
-class MetricsMiddleware:
-    """ASGI middleware that counts and times every HTTP request.
-
-    The route label is the matched route's template (`/results/{job_id}/{file}`);
-    requests that match no API route are labelled `other`."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started, status = time.perf_counter(), 500
-
-        async def send_and_record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_record_status)
-        finally:
-            route = getattr(scope.get("route"), "path", "other")
-            labels = (scope["method"], route, str(status))
-            HTTP_REQUESTS.labels(*labels).inc()
-            HTTP_DURATION.labels(*labels).observe(time.perf_counter() - started)

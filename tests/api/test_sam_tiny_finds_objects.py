@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scripts.eval_sam_tiny import iou_matrix
-from scripts.scenes import generate_scene
+from bench.mask_agreement import iou_matrix
+from sam_tiny.scenes import generate_scene
 from tests.conftest import LiveServer
 from tests.images import encode
 

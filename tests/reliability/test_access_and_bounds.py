@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from app.services.retention import enforce_retention
+from app.services.results.retention import enforce_retention
 from tests.images import image_bytes
 from tests.reliability.helpers import assert_envelope, post_image
 

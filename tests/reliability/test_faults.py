@@ -13,8 +13,8 @@ import requests
 
 from app.core.config import Settings
 from app.core.errors import ModelLoadFailed
-from app.lib.model_bootstrap import ensure_model_ready
-from app.services.checkpoint_download import ensure_checkpoint
+from app.services.model.bootstrap import ensure_model_ready
+from app.services.model.download import ensure_checkpoint
 from tests.images import encode, image_bytes
 from tests.reliability.helpers import assert_envelope, leftovers, post_image, record_figure
 from tests.weights_server import WeightsServer

@@ -7,7 +7,7 @@ import pytest
 from app.core.config import Settings
 from app.core.errors import InvalidImage, StorageError
 from app.schemas import GenerationParams
-from app.services.model_manager import ModelManager
+from app.services.model.manager import ModelManager
 from app.services.pipeline import segment_image
 from tests.images import image_bytes
 

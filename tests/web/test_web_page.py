@@ -14,7 +14,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from scripts.scenes import generate_scene
+from sam_tiny.scenes import generate_scene
 from tests.conftest import PERMISSIVE
 from tests.images import encode
 

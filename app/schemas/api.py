@@ -1,0 +1,68 @@
+"""HTTP answers: the contract `/docs` publishes."""
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from app.schemas.metadata import Timings
+from app.schemas.params import AppliedParameters
+
+
+class ResultFiles(BaseModel):
+    overlay: str
+    masks: list[str]
+    objects: list[str]
+    metadata: str
+    annotations: str = Field(description="COCO-format annotations of every object")
+
+
+class ResultUrls(ResultFiles):
+    """The same files as URLs this server answers (GET), plus the whole folder as a zip."""
+
+    archive: str
+
+
+class SegmentResponse(BaseModel):
+    success: bool = True
+    job_id: str
+    objects_count: int
+    output_dir: str = Field(description="Result folder, relative to the server's working directory")
+    files: ResultFiles
+    urls: ResultUrls = Field(description="Download URLs (absolute paths on this server)")
+    parameters: AppliedParameters
+    timings: Timings = Field(description="Milliseconds per phase, as in metadata.json")
+
+
+class ErrorResponse(BaseModel):
+    success: bool = False
+    error_code: str = Field(examples=["INVALID_IMAGE"])
+    message: str
+    details: dict[str, Any] = {}
+
+
+class InfoResponse(BaseModel):
+    name: str
+    version: str
+    model: str
+    device: str
+    precision: str = Field(description="Mask generation numerics in use: exact or fast")
+    precision_fallback_reason: str | None = Field(
+        None, description="Why PRECISION=fast/auto runs exact on this machine")
+    endpoints: list[str]
+
+
+class HealthResponse(BaseModel):
+    status: str
+    model_loaded: bool
+
+
+class LiveResponse(BaseModel):
+    status: str = "ok"
+
+
+class ReadyResponse(BaseModel):
+    status: str = "ready"
+    model_loaded: bool
+    results_writable: bool
+    jobs_running: int
+    jobs_waiting: int

@@ -1,0 +1,40 @@
+"""The generator parameters a request may set (form fields of POST /segment)."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GenerationParams(BaseModel):
+    """Optional form fields of POST /segment. Defaults are SamAutomaticMaskGenerator's.
+
+    Unknown fields are refused (422), so a misspelt parameter is never silently ignored.
+    `points_per_batch` is not a request field: prompts are decoded in batches of the
+    server's DECODE_BATCH_SIZE, one compiled shape for every request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    points_per_side: int = Field(32, ge=1, le=128, description="Grid of point prompts per side")
+    pred_iou_thresh: float = Field(0.88, ge=0.0, le=1.0, description="Keep masks the model scores above this")
+    stability_score_thresh: float = Field(0.95, ge=0.0, le=1.0, description="Keep masks stable above this")
+    stability_score_offset: float = Field(1.0, ge=0.0, le=10.0, description="Logit shift for the stability score")
+    box_nms_thresh: float = Field(0.7, ge=0.0, le=1.0, description="Box IoU above which duplicates are dropped")
+    crop_n_layers: int = Field(0, ge=0, le=3, description="Extra layers of image crops to run")
+    crop_n_points_downscale_factor: int = Field(1, ge=1, le=8, description="Point grid shrink per crop layer")
+    min_mask_region_area: int = Field(0, ge=0, le=10_000_000, description="Remove islands/holes under this area")
+    min_object_pixels: int | None = Field(None, ge=0, description="Drop masks smaller than this (default: MIN_OBJECT_PIXELS)")
+
+    def generator_kwargs(self) -> dict[str, Any]:
+        """The arguments of the mask generator (everything but the saving filter)."""
+        return self.model_dump(exclude={"min_object_pixels"})
+
+    def applied(self, default_min_object_pixels: int) -> "AppliedParameters":
+        """These parameters with the server's defaults filled in, as recorded in metadata."""
+        min_pixels = default_min_object_pixels if self.min_object_pixels is None else self.min_object_pixels
+        return AppliedParameters(**{**self.model_dump(), "min_object_pixels": min_pixels})
+
+
+class AppliedParameters(GenerationParams):
+    """The parameters a job actually ran with."""
+
+    min_object_pixels: int

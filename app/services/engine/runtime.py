@@ -1,0 +1,97 @@
+"""One SAM model prepared for automatic mask generation: image encoder and point
+decoder, each compiled once per process (falling back to eager), run in the chosen
+precision, and shared by every request's `MaskEngine`.
+"""
+
+import threading
+import time
+
+import numpy as np
+import torch
+from segment_anything.modeling import Sam
+from segment_anything.utils.transforms import ResizeLongestSide
+from torch import Tensor
+
+from app.core.logging import get_logger
+from app.services.engine.decoder import PointMaskDecoder
+from app.services.engine.precision import CompiledOrEager, PrecisionChoice
+
+log = get_logger(__name__)
+
+
+class SamRuntime:
+    """Encodes images and decodes point prompts in fixed-size batches.
+
+    Batches are padded to `batch_size` so the compiled decoder sees one shape only
+    (no recompilation for the last, shorter batch). Calls are serialised: compiled
+    code is built on first use, and two jobs sharing the CPU gain nothing anyway."""
+
+    def __init__(self, sam: Sam, precision: PrecisionChoice, compile_model: bool,
+                 batch_size: int = 64) -> None:
+        self.sam = sam
+        self.precision = precision
+        self.batch_size = batch_size
+        self.transform = ResizeLongestSide(sam.image_encoder.img_size)
+        self._decoder = PointMaskDecoder(sam)
+        self._encode = CompiledOrEager(sam.image_encoder, "image_encoder", compile_model)
+        self._decode = CompiledOrEager(self._decoder, "mask_decoder", compile_model)
+        self._lock = threading.Lock()
+        self.warm_up_seconds: float | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.sam.device
+
+    @property
+    def compiled(self) -> bool:
+        return self._encode.is_compiled and self._decode.is_compiled
+
+    def _autocast(self) -> torch.autocast:
+        # Autocast follows the model's device, so the same code serves CPU and CUDA.
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.precision.mode == "fast")
+
+    @torch.inference_mode()
+    def embed(self, image: np.ndarray) -> tuple[tuple[Tensor, ...], tuple[int, int]]:
+        """Encode an HWC uint8 RGB image exactly as `SamPredictor.set_image` does.
+        Returns the decoder's per-image state and the resized input size (h, w)."""
+        resized = self.transform.apply_image(image)
+        x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
+        input_size = (int(x.shape[-2]), int(x.shape[-1]))
+        with self._lock, self._autocast():
+            features = self._encode(self.sam.preprocess(x))
+            prompt = self.sam.prompt_encoder
+            state = self._decoder.image_state(
+                features, prompt.no_mask_embed.weight.reshape(1, -1, 1, 1),
+                prompt.get_dense_pe())
+        return state, input_size
+
+    @torch.inference_mode()
+    def decode(self, state: tuple[Tensor, ...], points: np.ndarray,
+               image_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """Multimask low-res logits (n,3,h,w) and predicted IoU (n,3), fp32, for `points`
+        (n,2) in pixel coordinates of an image of `image_size`; n <= batch_size."""
+        n = len(points)
+        padded = np.concatenate([points, np.repeat(points[-1:], self.batch_size - n, 0)])
+        coords = torch.as_tensor(self.transform.apply_coords(padded, image_size),
+                                 dtype=torch.float, device=self.device)[:, None, :]
+        labels = torch.ones(coords.shape[:2], dtype=torch.int, device=self.device)
+        decoder = self.sam.mask_decoder
+        with self._lock, self._autocast():
+            sparse, _ = self.sam.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+            output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight])
+            tokens = torch.cat([output_tokens.expand(len(sparse), -1, -1), sparse], dim=1)
+            low_res, iou = self._decode(tokens, *state)
+        return low_res[:n].float(), iou[:n].float()
+
+    def warm_up(self) -> float:
+        """Compile (or load compiled kernels from the cache) and run both parts once
+        on a blank image, so the first request does not pay for it."""
+        started = time.monotonic()
+        side = self.sam.image_encoder.img_size
+        state, _ = self.embed(np.zeros((side, side, 3), np.uint8))
+        self.decode(state, np.full((1, 2), side / 2), (side, side))
+        self.warm_up_seconds = round(time.monotonic() - started, 3)
+        log.info("model_warmed_up", precision=self.precision.mode, compiled=self.compiled,
+                 seconds=self.warm_up_seconds)
+        return self.warm_up_seconds

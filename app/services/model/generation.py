@@ -1,0 +1,47 @@
+"""Run the mask generator with the recoveries a long-running server needs.
+
+- CUDA out-of-memory: unload the model, free the cache, reload, retry once.
+- Any other error from the predictor: rebuild the model from its cached
+  weights (its state may be corrupt) and retry once.
+Every retry is recorded so metadata.json can show what happened.
+"""
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.core.errors import ModelLoadFailed, SegmentationFailed
+from app.core.logging import get_logger
+from app.schemas import Retry
+from app.services.engine.records import MaskRecord
+from app.services.model.manager import ModelManager
+
+log = get_logger(__name__)
+
+
+def generate_masks(manager: ModelManager, image: np.ndarray, params: dict[str, Any],
+                   simulate_oom: bool = False) -> tuple[list[MaskRecord], list[Retry]]:
+    """The generated masks, and the retries it took."""
+    retries: list[Retry] = []
+    for attempt in (1, 2):
+        try:
+            generator = manager.generator(**params)
+            if simulate_oom and attempt == 1:
+                raise torch.cuda.OutOfMemoryError("simulated CUDA out of memory (SIMULATE_CUDA_OOM=1)")
+            return generator.generate(image), retries
+        except ModelLoadFailed:
+            raise
+        except torch.cuda.OutOfMemoryError as exc:
+            reason, error = "cuda_out_of_memory", exc
+        except Exception as exc:  # noqa: BLE001 - any predictor failure gets one rebuild
+            reason, error = "predictor_error", exc
+        if attempt == 2:
+            raise SegmentationFailed(
+                f"Mask generation failed after a retry: {error}",
+                {"reason": reason, "retries": [r.model_dump() for r in retries]},
+            ) from error
+        retries.append(Retry(attempt=attempt, reason=reason, error=str(error)))
+        log.warning("generation_retry", reason=reason, error=str(error))
+        manager.unload()  # frees CUDA memory; the next generator() reloads from the checkpoint
+    raise AssertionError("unreachable")

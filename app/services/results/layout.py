@@ -1,0 +1,63 @@
+"""Every name in a result folder, and the job id, decided here and only here.
+
+    <RESULTS_DIR>/<YYYYmmddTHHMMSSZ>_<job_id>/
+        overlay.png  metadata.json  annotations.json  mask_<i>.png  object_<i>.png
+
+A folder is written as `.tmp-<name>` and renamed when complete; `metadata.json` is
+always the last file written (on an object store, where there is no rename, it is the
+commit marker). `archive.zip` is never stored: it is made while it is downloaded.
+"""
+
+import re
+import uuid
+from datetime import datetime
+
+OVERLAY = "overlay.png"
+METADATA = "metadata.json"
+ANNOTATIONS = "annotations.json"
+ARCHIVE = "archive.zip"
+TMP_PREFIX = ".tmp-"
+# The files a finished folder may hold; nothing else is ever served.
+RESULT_FILE = re.compile(
+    r"(overlay\.png|metadata\.json|annotations\.json|(mask|object)_(0|[1-9]\d{0,5})\.png)")
+
+
+def mask_file(index: int) -> str:
+    return f"mask_{index}.png"
+
+
+def object_file(index: int) -> str:
+    return f"object_{index}.png"
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def is_job_id(job_id: str) -> bool:
+    """Whether `job_id` is one the server could have made: a canonical uuid4."""
+    try:
+        parsed = uuid.UUID(job_id)
+    except ValueError:
+        return False
+    return parsed.version == 4 and str(parsed) == job_id
+
+
+def folder_name(created: datetime, job_id: str) -> str:
+    return f"{created.strftime('%Y%m%dT%H%M%SZ')}_{job_id}"
+
+
+def folder_glob(job_id: str) -> str:
+    """The pattern that finds a job's folder by its id."""
+    return f"*_{job_id}"
+
+
+def result_paths(base: str, mask_files: list[str], object_files: list[str]) -> dict:
+    """Where each file of a result lives under `base` (a folder path or a URL prefix)."""
+    return {
+        "overlay": f"{base}/{OVERLAY}",
+        "masks": [f"{base}/{name}" for name in mask_files],
+        "objects": [f"{base}/{name}" for name in object_files],
+        "metadata": f"{base}/{METADATA}",
+        "annotations": f"{base}/{ANNOTATIONS}",
+    }
