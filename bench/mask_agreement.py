@@ -11,12 +11,17 @@ from app.services.engine.records import MaskRecord
 
 
 def iou_matrix(rows: list[np.ndarray], columns: list[np.ndarray]) -> np.ndarray:
-    """Mask IoU of every H x W boolean mask in `rows` with every one in `columns`,
-    computed on run-length encodings (exact, and memory-cheap for big images).
-    Two empty masks count as identical (IoU 1)."""
+    """Mask IoU of every H x W boolean mask in `rows` with every one in `columns`."""
     if not rows or not columns:
         return np.zeros((len(rows), len(columns)))
-    a, b = _rles(rows), _rles(columns)
+    return rle_iou_matrix(_rles(rows), _rles(columns))
+
+
+def rle_iou_matrix(a: list[dict], b: list[dict]) -> np.ndarray:
+    """The same on compressed RLEs (exact, and memory-cheap for big images). Two empty
+    masks count as identical (IoU 1)."""
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
     ious = np.asarray(mask_utils.iou(a, b, [0] * len(b)), dtype=np.float64).reshape(len(a), len(b))
     empty_a = mask_utils.area(a) == 0
     empty_b = mask_utils.area(b) == 0
@@ -70,15 +75,14 @@ def compare_masks(reference: list[MaskRecord], candidate: list[MaskRecord]) -> A
     for c, record in enumerate(candidate):
         twins = by_point.get(_point(record), [])
         if twins:
-            ious = iou_matrix([record.segmentation], [reference[r].segmentation for r in twins])[0]
+            ious = rle_iou_matrix([record.rle], [reference[r].rle for r in twins])[0]
             pairs += [(float(iou), c, r) for iou, r in zip(ious, twins)]
     used_c, used_r = set(), set()
     matched = _greedy(pairs, used_c, used_r)
     left_c = [c for c in range(len(candidate)) if c not in used_c]
     left_r = [r for r in range(len(reference)) if r not in used_r]
     if left_c and left_r:
-        ious = iou_matrix([candidate[c].segmentation for c in left_c],
-                          [reference[r].segmentation for r in left_r])
+        ious = rle_iou_matrix([candidate[c].rle for c in left_c], [reference[r].rle for r in left_r])
         matched += _greedy([(float(ious[i, j]), c, r) for i, c in enumerate(left_c)
                             for j, r in enumerate(left_r)], used_c, used_r)
     return Agreement(len(reference), len(candidate), len(matched),

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from torchvision.ops.boxes import batched_nms, box_area
 
 from app.services.engine.postprocess import remove_small_regions_and_duplicates
-from app.services.engine.records import MaskRecord
+from app.services.engine.records import MaskRecord, encode_rle
 from app.services.engine.runtime import SamRuntime
 
 _UPSAMPLE_CHUNK = 32  # full-size float logits are large: upsample this many at a time
@@ -153,7 +153,7 @@ class MaskEngine:
     @staticmethod
     def _records(data: MaskData, masks: list[np.ndarray]) -> list[MaskRecord]:
         return [MaskRecord(
-            segmentation=masks[i],
+            rle=encode_rle(masks[i]),
             area=int(masks[i].sum()),
             bbox=box_xyxy_to_xywh(data["boxes"][i]).tolist(),
             predicted_iou=data["iou_preds"][i].item(),

@@ -11,7 +11,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from app.schemas import CocoRle, JobMetadata
 
@@ -19,9 +18,8 @@ CATEGORY = {"id": 1, "name": "object", "supercategory": "object"}
 _MIN_POLYGON_POINTS = 3
 
 
-def mask_to_rle(mask: np.ndarray) -> CocoRle:
-    """A boolean H x W mask as compressed COCO RLE: `{"size": [H, W], "counts": str}`."""
-    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+def coco_rle(rle: dict[str, Any]) -> CocoRle:
+    """pycocotools' compressed RLE as JSON-ready COCO RLE: `{"size": [H, W], "counts": str}`."""
     return CocoRle(size=[int(v) for v in rle["size"]], counts=rle["counts"].decode("ascii"))
 
 

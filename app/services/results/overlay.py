@@ -1,6 +1,7 @@
 """The overlay picture: every kept mask in its own translucent colour, outlined."""
 
 import colorsys
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -15,21 +16,24 @@ def mask_colour(index: int) -> tuple[int, int, int]:
     return int(r * 255), int(g * 255), int(b * 255)
 
 
-def render_overlay(image: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
+def render_overlay(image: np.ndarray, masks: Iterable[np.ndarray]) -> np.ndarray:
     """`image` (H x W x 3 RGB) with `masks` (largest first) painted over it.
 
-    Smaller masks are painted after larger ones so they stay visible on top."""
+    Smaller masks are painted after larger ones so they stay visible on top. The masks
+    are read once, one at a time, so they can be decoded as they are needed."""
     paint = image.copy()
     covered = np.zeros(image.shape[:2], dtype=bool)
+    outlines = []
     for index, mask in enumerate(masks):
         paint[mask] = mask_colour(index)
         covered |= mask
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_SIMPLE)
+        outlines.append(contours)
     blended = image.copy()
     blended[covered] = (
         image[covered] * (1 - _FILL_OPACITY) + paint[covered] * _FILL_OPACITY
     ).astype(np.uint8)
-    for index, mask in enumerate(masks):
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                       cv2.CHAIN_APPROX_SIMPLE)
+    for index, contours in enumerate(outlines):
         cv2.drawContours(blended, contours, -1, mask_colour(index), thickness=2)
     return blended

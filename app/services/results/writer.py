@@ -21,7 +21,7 @@ from app.services.engine.records import MaskRecord
 from app.services.image_processor import encode_mask, encode_png
 from app.services.results import layout
 from app.services.results.cutout import cut_out
-from app.services.results.exports import coco_json, mask_to_polygons, mask_to_rle
+from app.services.results.exports import coco_json, coco_rle, mask_to_polygons
 from app.services.results.overlay import render_overlay
 
 # PNG encoding releases the GIL, so a few threads encode in parallel.
@@ -48,7 +48,7 @@ class ResultFolder:
         """The overlay, then one mask and one cut-out per record (indexed in order).
         A record whose PNG comes out empty is listed as skipped instead."""
         with self._storage_errors(), ThreadPoolExecutor(_WRITE_THREADS) as pool:
-            overlay = pool.submit(lambda: encode_png(render_overlay(image, [r.segmentation for r in records])))
+            overlay = pool.submit(lambda: encode_png(render_overlay(image, (r.mask() for r in records))))
             encoded = [pool.submit(_encode_object, image, i, r) for i, r in enumerate(records)]
             self._put(layout.OVERLAY, overlay.result())
             objects, skipped = [], []
@@ -91,15 +91,16 @@ class ResultFolder:
 
 def _encode_object(image: np.ndarray, index: int, record: MaskRecord,
                    ) -> tuple[SavedObject, bytes, bytes]:
-    cutout = cut_out(image, record.segmentation)
+    mask = record.mask()  # one object's pixels at a time: memory stays bounded
+    cutout = cut_out(image, mask)
     entry = SavedObject(
         index=index, bbox=list(cutout.bbox), area=record.area,
         predicted_iou=round(record.predicted_iou, 6),
         stability_score=round(record.stability_score, 6),
         point_coords=record.point_coords, crop_box=record.crop_box,
-        rle=mask_to_rle(record.segmentation), polygons=mask_to_polygons(record.segmentation),
+        rle=coco_rle(record.rle), polygons=mask_to_polygons(mask),
         mask_file=layout.mask_file(index), object_file=layout.object_file(index))
-    return entry, encode_mask(record.segmentation), encode_png(cutout.rgba)
+    return entry, encode_mask(mask), encode_png(cutout.rgba)
 
 
 def sweep_temporary_folders(results_dir: Path) -> int:

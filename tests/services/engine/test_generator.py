@@ -66,7 +66,7 @@ def test_exact_engine_matches_stock_with_default_filters_and_small_region_cleanu
     ours = _engine(sam, **params).generate(image)
 
     assert len(ours) == len(stock)
-    assert sorted(r.segmentation.tobytes() for r in ours) == \
+    assert sorted(r.mask().tobytes() for r in ours) == \
         sorted(r["segmentation"].tobytes() for r in stock)
 
 
@@ -102,4 +102,4 @@ def test_manager_reports_precision_and_serves_the_engine(tiny_checkpoint, monkey
     generator = manager.generator(**PERMISSIVE)
     assert isinstance(generator, MaskEngine)
     records = generator.generate(scene_rgb(64, 48))
-    assert records and isinstance(records[0].segmentation, np.ndarray)
+    assert records and records[0].mask().shape == (48, 64)
