@@ -13,7 +13,7 @@ from PIL import Image
 from segment_anything.modeling import Sam
 
 from app.core.config import Settings
-from app.schemas import GenerationParams
+from app.schemas import JobRequest
 from app.services.model.manager import ModelManager
 from app.services.pipeline import segment_image
 
@@ -33,8 +33,7 @@ def pipeline_ratio(sam: Sam, model_type: str, image: np.ndarray, batch_size: int
         manager.warm_up()
         upload = io.BytesIO()
         Image.fromarray(image).save(upload, format="PNG")
-        result = asyncio.run(segment_image(upload.getvalue(), GenerationParams(), manager,
-                                           settings))
+        result = asyncio.run(segment_image(JobRequest(image=upload.getvalue()), manager, settings))
         timings = result.metadata.timings_ms.model_dump()
     ratio = timings["completed"] / max(timings["masks_generated"], 1e-9)
     return {"precision": manager.precision, "timings_ms": timings,

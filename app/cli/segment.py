@@ -20,7 +20,7 @@ from rich.table import Table
 from app.core.config import Settings
 from app.core.errors import ServiceError
 from app.core.logging import setup_logger
-from app.schemas import GenerationParams
+from app.schemas import GenerationParams, JobRequest
 
 if TYPE_CHECKING:
     from app.services.model.manager import ModelManager
@@ -120,7 +120,8 @@ async def _segment_one(image: Path, params: GenerationParams, manager: "ModelMan
 
     try:
         data = await asyncio.to_thread(image.read_bytes)
-        result = await segment_image(data, params, manager, settings, image.name)
+        result = await segment_image(JobRequest(image=data, file_name=image.name, params=params),
+                                     manager, settings)
     except OSError as exc:
         return Outcome(image, error=f"cannot read: {exc.strerror or exc}")
     except ServiceError as exc:

@@ -3,11 +3,13 @@
 from pathlib import PurePosixPath
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
+from app.core.errors import InvalidRequest
 from app.routes.deps import JobsDep, ManagerDep, RequireApiKey, SettingsDep
 from app.routes.upload_limit import read_image_upload
-from app.schemas import ErrorResponse, GenerationParams, ResultFiles, ResultUrls, SegmentResponse
+from app.schemas import (ErrorResponse, GenerationParams, JobRequest, ResultFiles, ResultUrls,
+                         SegmentResponse)
 from app.services.pipeline import JobResult, segment_image
 from app.services.results import layout
 
@@ -15,8 +17,21 @@ router = APIRouter()
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 422, 500, 502, 503, 504, 507)}
 
 
+_FORM_FIELDS = {"image", *GenerationParams.model_fields}
+_WHY_NOT = {"points_per_batch": "not a request parameter: prompts are decoded in batches "
+                                "of the server's DECODE_BATCH_SIZE"}
+
+
+async def _only_known_fields(request: Request) -> None:
+    """A misspelt or unsupported field is an error, never silently ignored."""
+    unknown = sorted(set((await request.form()).keys()) - _FORM_FIELDS)
+    if unknown:
+        raise InvalidRequest("The request is not valid", {"errors": [
+            {"field": name, "message": _WHY_NOT.get(name, "unknown field")} for name in unknown]})
+
+
 @router.post("/segment", response_model=SegmentResponse, responses=_ERRORS,
-             dependencies=[RequireApiKey])
+             dependencies=[RequireApiKey, Depends(_only_known_fields)])
 async def segment(
     request: Request,
     image: Annotated[UploadFile, File(description="PNG, JPEG, WebP, BMP or TIFF")],
@@ -26,11 +41,15 @@ async def segment(
     jobs: JobsDep,
 ) -> SegmentResponse:
     """Find every object in the image, cut each one out, and save the results."""
-    data = await read_image_upload(image, settings.max_image_bytes)
-    file_name = PurePosixPath((image.filename or "").replace("\\", "/")).name or "image.png"
-    result = await segment_image(data, params, manager, settings, file_name, jobs,
-                                 request.is_disconnected)
+    job = JobRequest(image=await read_image_upload(image, settings.max_image_bytes),
+                     file_name=client_file_name(image.filename), params=params)
+    result = await segment_image(job, manager, settings, jobs, request.is_disconnected)
     return segment_response(result)
+
+
+def client_file_name(name: str | None) -> str:
+    """The client's name for the upload without any folder part (for annotations.json)."""
+    return PurePosixPath((name or "").replace("\\", "/")).name or "image.png"
 
 
 def segment_response(result: JobResult) -> SegmentResponse:

@@ -16,10 +16,10 @@ http.client, urllib, many SDKs) then sees "connection reset" instead of the answ
 """
 
 import asyncio
-import json
 import time
 
 from fastapi import UploadFile
+from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -86,7 +86,7 @@ class UploadLimitMiddleware:
             await self._refuse(headers, receive, send)
 
     async def _refuse(self, headers: Headers, receive: Receive, send: Send) -> None:
-        body = json.dumps(too_large(self.max_image_bytes).envelope()).encode()
+        body = JSONResponse(too_large(self.max_image_bytes).envelope()).body  # as every error
         await send({"type": "http.response.start", "status": 400, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
             (b"connection", b"close")]})

@@ -5,8 +5,8 @@ from app.schemas.api import (ErrorResponse, HealthResponse, InfoResponse, LiveRe
                              ResultFiles, ResultUrls, SegmentResponse)
 from app.schemas.metadata import (CocoRle, ImageInfo, JobMetadata, Retry, SavedObject,
                                   SkippedMask, Timings)
-from app.schemas.params import AppliedParameters, GenerationParams
+from app.schemas.params import AppliedParameters, GenerationParams, JobRequest
 
 __all__ = ["AppliedParameters", "CocoRle", "ErrorResponse", "GenerationParams", "HealthResponse", "ImageInfo",
-           "InfoResponse", "JobMetadata", "LiveResponse", "ReadyResponse", "ResultFiles",
+           "InfoResponse", "JobMetadata", "JobRequest", "LiveResponse", "ReadyResponse", "ResultFiles",
            "ResultUrls", "Retry", "SavedObject", "SegmentResponse", "SkippedMask", "Timings"]

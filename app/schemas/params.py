@@ -4,15 +4,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.services.results.layout import new_job_id
+
 
 class GenerationParams(BaseModel):
     """Optional form fields of POST /segment. Defaults are SamAutomaticMaskGenerator's.
 
-    Unknown fields are refused (422), so a misspelt parameter is never silently ignored.
-    `points_per_batch` is not a request field: prompts are decoded in batches of the
-    server's DECODE_BATCH_SIZE, one compiled shape for every request."""
-
-    model_config = ConfigDict(extra="forbid")
+    Unknown form fields are refused (422, see app.routes.segment), so a misspelt
+    parameter is never silently ignored. `points_per_batch` is not a request field:
+    prompts are decoded in batches of the server's DECODE_BATCH_SIZE, one compiled
+    shape for every request."""
 
     points_per_side: int = Field(32, ge=1, le=128, description="Grid of point prompts per side")
     pred_iou_thresh: float = Field(0.88, ge=0.0, le=1.0, description="Keep masks the model scores above this")
@@ -38,3 +39,16 @@ class AppliedParameters(GenerationParams):
     """The parameters a job actually ran with."""
 
     min_object_pixels: int
+
+
+class JobRequest(BaseModel):
+    """Everything one segmentation job needs from its client: the typed record a route
+    (or the CLI, or a queue) hands to the pipeline. It survives a JSON round trip
+    (`model_dump_json` / `model_validate_json`; the image travels as base64)."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    job_id: str = Field(default_factory=new_job_id)
+    image: bytes = Field(repr=False)
+    file_name: str = "image.png"
+    params: GenerationParams = Field(default_factory=GenerationParams)

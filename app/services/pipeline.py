@@ -2,15 +2,16 @@
 
 received -> preprocessed -> model_loaded -> masks_generated -> objects_saved -> completed
 
-Each phase is logged with its duration and counts. The clock stops once, just before
-metadata.json is written, so metadata.json and the HTTP answer carry the same timings.
-The whole pipeline is blocking; `segment_image` runs it in a worker thread.
+Each phase is logged with its duration and counts, and reported to an optional
+`Progress` callback. The clock stops once, just before metadata.json is written, so
+metadata.json and the HTTP answer carry the same timings. `run_job` is the blocking
+pipeline; `segment_image` runs it in a worker thread of the job queue.
 """
 
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,8 +21,8 @@ from pathlib import Path
 from app.core.config import Settings
 from app.core.errors import ServiceError
 from app.core.logging import bind_job, get_logger, set_phase
-from app.schemas import (AppliedParameters, GenerationParams, ImageInfo, JobMetadata,
-                         SkippedMask, Timings)
+from app.schemas import (AppliedParameters, ImageInfo, JobMetadata, JobRequest, SkippedMask,
+                         Timings)
 from app.services.engine.records import MaskRecord
 from app.services.image_processor import decode_image
 from app.services.job_queue import JobAbandoned, JobQueue
@@ -32,6 +33,8 @@ from app.services.results import layout
 from app.services.results.writer import ResultFolder
 
 log = get_logger(__name__)
+# progress(phase, share of point batches done while masks are generated, else None)
+Progress = Callable[[str, float | None], None]
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ class JobResult:
 
 @dataclass
 class _Job:
-    id: str = field(default_factory=layout.new_job_id)
+    id: str
+    progress: Progress
     created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     ms: dict[str, float] = field(default_factory=dict)  # per phase, filled as they end
     started: float = field(default_factory=time.perf_counter)
@@ -55,6 +59,7 @@ class _Job:
     def phase(self, name: str) -> Iterator[None]:
         """Time the block as phase `name`; a ServiceError raised in it names the phase."""
         set_phase(name)
+        self.progress(name, None)
         begun = time.perf_counter()
         try:
             yield
@@ -73,18 +78,15 @@ def _ms_since(begun: float) -> float:
     return round((time.perf_counter() - begun) * 1000, 1)
 
 
-async def segment_image(data: bytes, params: GenerationParams, manager: ModelManager,
-                        settings: Settings, file_name: str = "image.png",
-                        jobs: JobQueue | None = None, is_disconnected=None) -> JobResult:
+async def segment_image(request: JobRequest, manager: ModelManager, settings: Settings,
+                        jobs: JobQueue | None = None, is_disconnected=None,
+                        progress: Progress | None = None) -> JobResult:
     """Segment one uploaded image; the one place the blocking work leaves the event loop.
-    `file_name` is the client's name for the image, recorded for annotations.json.
     `jobs` bounds concurrency, queue and run time (see job_queue); `is_disconnected`
     lets a queued job be dropped when its client leaves."""
-    job = _Job()
-    bind_job(job.id)  # bound here, so the request's error log line carries it too
-    log.info("received", bytes=len(data))
+    bind_job(request.job_id)  # bound here, so the request's error log line carries it too
     with jobs_in_flight():
-        work = partial(_run_pipeline, job, data, params, manager, settings, file_name)
+        work = partial(run_job, request, manager, settings, progress)
         return await (jobs or JobQueue(1, 0, None)).run(work, _discard, is_disconnected)
 
 
@@ -99,11 +101,18 @@ def _stop_if_abandoned(cancel: threading.Event) -> None:
         raise JobAbandoned()
 
 
-def _run_pipeline(job: _Job, data: bytes, params: GenerationParams, manager: ModelManager,
-                  settings: Settings, file_name: str, cancel: threading.Event) -> JobResult:
+def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
+            progress: Progress | None = None, cancel: threading.Event | None = None) -> JobResult:
+    """The whole job, blocking: decode, generate, write the result folder. Setting
+    `cancel` stops it at the next phase boundary (JobAbandoned)."""
+    job = _Job(request.job_id, progress or (lambda phase, share: None))
+    cancel = cancel or threading.Event()
+    bind_job(job.id)
+    log.info("received", bytes=len(request.image))
+    params = request.params
     job.ms["received"] = _ms_since(job.started)
     with job.phase("preprocessed"):
-        image = decode_image(data, settings.MAX_IMAGE_PIXELS)
+        image = decode_image(request.image, settings.MAX_IMAGE_PIXELS)
     log.info("preprocessed", width=image.width, height=image.height, format=image.format,
              ms=job.ms["preprocessed"])
     with job.phase("model_loaded"):
@@ -112,8 +121,9 @@ def _run_pipeline(job: _Job, data: bytes, params: GenerationParams, manager: Mod
              ms=job.ms["model_loaded"])
     _stop_if_abandoned(cancel)
     with job.phase("masks_generated"):
-        records, retries = generate_masks(manager, image.rgb, params.generator_kwargs(),
-                                          simulate_oom=settings.SIMULATE_CUDA_OOM)
+        records, retries = generate_masks(
+            manager, image.rgb, params.generator_kwargs(), simulate_oom=settings.SIMULATE_CUDA_OOM,
+            on_batch=lambda done, total: job.progress("masks_generated", done / total))
     log.info("masks_generated", count=len(records), retries=len(retries),
              ms=job.ms["masks_generated"])
     _stop_if_abandoned(cancel)
@@ -126,7 +136,7 @@ def _run_pipeline(job: _Job, data: bytes, params: GenerationParams, manager: Mod
         objects, unwritten = folder.write_objects(image.rgb, kept)
         metadata = JobMetadata(
             job_id=job.id, created_at=job.created.isoformat(),
-            image=ImageInfo(file_name=file_name, width=image.width, height=image.height,
+            image=ImageInfo(file_name=request.file_name, width=image.width, height=image.height,
                             format=image.format, mode=image.mode),
             model_type=manager.model_type, device=manager.device,
             precision=manager.precision,
@@ -137,6 +147,7 @@ def _run_pipeline(job: _Job, data: bytes, params: GenerationParams, manager: Mod
     log.info("objects_saved", objects=len(objects), skipped=len(metadata.skipped),
              ms=metadata.timings_ms.objects_saved)
     set_phase("completed")
+    job.progress("completed", None)
     log.info("completed", ms=metadata.timings_ms.completed)
     observe_phases(metadata.timings_ms.model_dump())
     return JobResult(final_dir, metadata)

@@ -8,15 +8,16 @@ import requests
 
 from tests.conftest import PERMISSIVE
 
-FIGURES = Path(os.environ.get("RELIABILITY_FIGURES", "/tmp/reliability-figures.json"))
-
-
 def record_figure(name: str, value) -> None:
-    """Keep a measured figure (for docs/reliability.md); also printed with -s."""
-    figures = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
-    figures[name] = value
-    FIGURES.write_text(json.dumps(figures, indent=2, sort_keys=True))
+    """Print a measured figure (for docs/reliability.md; read it with -s), and keep it in
+    the JSON file named by RELIABILITY_FIGURES when that is set."""
     print(f"FIGURE {name} = {value}")
+    if "RELIABILITY_FIGURES" not in os.environ:
+        return
+    figures_file = Path(os.environ["RELIABILITY_FIGURES"])
+    figures = json.loads(figures_file.read_text()) if figures_file.exists() else {}
+    figures[name] = value
+    figures_file.write_text(json.dumps(figures, indent=2, sort_keys=True))
 
 
 def post_image(url: str, data: bytes, timeout: float = 120, headers: dict | None = None,

@@ -96,14 +96,12 @@ def test_full_results_disk_gives_storage_error_and_leaves_no_partial_folder(star
     (results / "filler").write_bytes(b"\0" * (256 * 1024 - 48 * 1024))
     noise = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
     body = assert_envelope(post_image(server.url, encode(noise)), 507, "STORAGE_ERROR")
-    assert body["details"]["results_dir"] == str(results)  # cv2 reports no errno, only the path
+    assert body["details"]["results_dir"] == str(results)
     assert [p.name for p in results.iterdir()] == ["filler"]
 
 
 def _wait_for(server, event: str, timeout: float = 60) -> None:
-    # Wait on an event only the job logs ("preprocessed"): the model manager logs
-    # "model_loaded" at start-up, and a signal sent on that can beat the request to the server
-    # (it did once in a clean-clone run: no job was running, so nothing was cancelled).
+    """Wait until the server has logged `event` (a job's phase: `event` names the phase)."""
     deadline = time.monotonic() + timeout
     while f'"event": "{event}"' not in server.log():
         assert time.monotonic() < deadline, f"{event} never logged"

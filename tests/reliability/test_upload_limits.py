@@ -1,5 +1,7 @@
 """Uploads are bounded before they are buffered: by Content-Length, by counted bytes, by pixels."""
 
+import http.client
+import json
 import select
 import socket
 import struct
@@ -11,7 +13,7 @@ import pytest
 import requests
 
 from app.core.errors import InvalidImage
-from app.services.image_processor import validate_image
+from app.services.image_processor import decode_image
 from tests.reliability.helpers import assert_envelope, record_figure
 
 LIMIT_MB = "0.05"  # 52 428 bytes of image, plus 64 KiB for the form fields
@@ -99,7 +101,7 @@ def test_decompression_bomb_header_is_refused_fast_without_allocating():
     tracemalloc.start()
     started = time.perf_counter()
     with pytest.raises(InvalidImage) as refused:
-        validate_image(bomb, max_bytes=10**6, max_pixels=40_000_000)
+        decode_image(bomb, max_pixels=40_000_000)
     ms = (time.perf_counter() - started) * 1000
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -115,3 +117,57 @@ def test_decompression_bomb_upload_returns_too_many_pixels(server):
                              timeout=30)
     body = assert_envelope(response, 400, "INVALID_IMAGE")
     assert body["details"]["reason"] == "too_many_pixels"
+
+
+def _multipart(image: bytes) -> tuple[bytes, str]:
+    boundary = "lingering-close-test"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"big.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + image + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize("image_bytes", [2_400_000, 6_700_000])
+def test_a_client_that_sends_the_whole_body_first_always_reads_the_answer(start_server, image_bytes):
+    """http.client sends everything before reading (no Expect: 100-continue); the
+    server must keep reading after refusing, or the client sees a connection reset."""
+    server = start_server(MAX_IMAGE_SIZE_MB="1")
+    host, port = server.url.removeprefix("http://").split(":")
+    body, content_type = _multipart(b"\x89PNG" + b"\0" * image_bytes)
+    statuses = []
+    for _ in range(20):
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.request("POST", "/segment", body=body, headers={"Content-Type": content_type})
+        response = conn.getresponse()
+        statuses.append((response.status, json.loads(response.read())["details"]["reason"]))
+        conn.close()
+    assert statuses == [(400, "too_large")] * 20
+
+
+def test_a_chunked_body_sent_whole_also_reads_the_answer(start_server):
+    server = start_server(MAX_IMAGE_SIZE_MB="1")
+    host, port = server.url.removeprefix("http://").split(":")
+    body, content_type = _multipart(b"\x89PNG" + b"\0" * 3_000_000)
+    chunks = [body[i:i + 65536] for i in range(0, len(body), 65536)]
+    for _ in range(5):
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.request("POST", "/segment", body=iter(chunks), encode_chunked=True,
+                     headers={"Content-Type": content_type})
+        response = conn.getresponse()
+        assert response.status == 400 and b'"too_large"' in response.read()
+        conn.close()
+
+
+def test_a_client_that_never_finishes_sending_is_answered_and_cut_off(small_limit_server):
+    sock = _connect(small_limit_server.url)
+    sock.sendall(b"POST /segment HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n"
+                 b"Content-Type: multipart/form-data; boundary=b\r\n\r\n" + b"\0" * 1_000_000)
+    status, body = _read_response(sock)  # the answer comes at once, the body still owed
+    assert status == 400 and b'"too_large"' in body
+    started = time.monotonic()
+    sock.settimeout(15)
+    while sock.recv(65536):  # then the server stops waiting and closes
+        pass
+    closed_after_s = time.monotonic() - started
+    sock.close()
+    assert closed_after_s < 10
+    record_figure("stalled_upload_closed_after_s", round(closed_after_s, 2))

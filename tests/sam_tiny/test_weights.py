@@ -1,7 +1,7 @@
 """The shipped sam_tiny weights segment generated scenes when prompted with a point
 (SamPredictor), and their IoU head is calibrated the way the generator's filter assumes.
 What the automatic generator makes of them is tested end to end in
-tests/api/test_sam_tiny_finds_objects.py; the figures are in docs/sam_tiny.md."""
+tests/routes/test_sam_tiny_finds_objects.py; the figures are in docs/sam_tiny.md."""
 
 import hashlib
 import json

@@ -1,18 +1,19 @@
 """The pipeline run directly (no HTTP) on the real generator and a real sam_tiny."""
 
+import asyncio
 import json
 
+import numpy as np
 import pytest
 
 from app.core.config import Settings
 from app.core.errors import InvalidImage, StorageError
-from app.schemas import GenerationParams
+from app.schemas import GenerationParams, JobRequest
+from app.services.engine.records import MaskRecord, encode_rle
 from app.services.model.manager import ModelManager
-from app.services.pipeline import segment_image
+from app.services.pipeline import segment_image, select_objects
+from tests.conftest import PERMISSIVE_PARAMS as PERMISSIVE
 from tests.images import image_bytes
-
-PERMISSIVE = GenerationParams(points_per_side=8, pred_iou_thresh=0, stability_score_thresh=0,
-                              min_object_pixels=0)
 
 
 @pytest.fixture
@@ -27,8 +28,7 @@ def manager(settings) -> ModelManager:
 
 
 def run(data, settings, manager, params=PERMISSIVE):
-    import asyncio
-    return asyncio.run(segment_image(data, params, manager, settings))
+    return asyncio.run(segment_image(JobRequest(image=data, params=params), manager, settings))
 
 
 def test_metadata_records_phases_parameters_and_objects(settings, manager):
@@ -46,12 +46,43 @@ def test_metadata_records_phases_parameters_and_objects(settings, manager):
     assert result.output_dir.name.endswith(result.job_id)
 
 
+def test_metadata_on_disk_is_exactly_the_result_returned(settings, manager):
+    result = run(image_bytes(), settings, manager)
+    on_disk = json.loads((result.output_dir / "metadata.json").read_text())
+    assert on_disk == json.loads(result.metadata.model_dump_json())
+    timings = result.metadata.timings_ms
+    assert timings.completed >= timings.masks_generated + timings.objects_saved
+
+
 def test_masks_under_min_object_pixels_are_skipped_with_their_reason(settings, manager):
     everything = GenerationParams(**{**PERMISSIVE.model_dump(), "min_object_pixels": 160 * 120 + 1})
     result = run(image_bytes(), settings, manager, everything)
-    assert result.metadata["objects"] == []
-    assert result.metadata["skipped"]
-    assert {s["reason"] for s in result.metadata["skipped"]} == {"smaller_than_min_object_pixels"}
+    assert result.metadata.objects == []
+    assert result.metadata.skipped
+    assert {s.reason for s in result.metadata.skipped} == {"smaller_than_min_object_pixels"}
+
+
+def square(size: int) -> MaskRecord:
+    mask = np.zeros((60, 60), bool)
+    mask[:size, :size] = True
+    return MaskRecord(rle=encode_rle(mask), area=size * size, bbox=[0, 0, size, size],
+                      predicted_iou=0.9, stability_score=0.9, point_coords=[[0.0, 0.0]],
+                      crop_box=[0, 0, 60, 60])
+
+
+def test_objects_are_kept_largest_first_down_to_min_object_pixels():
+    params = GenerationParams(min_object_pixels=100).applied(0)
+    kept, skipped = select_objects([square(5), square(20), square(10)], params, max_objects=10)
+    assert [r.area for r in kept] == [400, 100]
+    assert [(s.area, s.reason) for s in skipped] == [(25, "smaller_than_min_object_pixels")]
+
+
+def test_objects_past_max_objects_are_skipped_with_the_bound():
+    params = GenerationParams(min_object_pixels=0).applied(0)
+    kept, skipped = select_objects([square(5), square(20), square(10)], params, max_objects=1)
+    assert [r.area for r in kept] == [400]
+    assert [(s.area, s.reason, s.truncated_to) for s in skipped] == [
+        (100, "max_objects", 1), (25, "max_objects", 1)]
 
 
 def test_invalid_image_creates_no_folder(settings, manager):
@@ -74,3 +105,14 @@ def test_unwritable_results_dir_raises_storage_error_and_leaves_nothing(tmp_path
 def test_successful_job_leaves_no_temporary_folder(settings, manager):
     run(image_bytes(), settings, manager)
     assert [p.name for p in settings.RESULTS_DIR.iterdir() if p.name.startswith(".")] == []
+
+
+def test_progress_reports_each_phase_and_every_point_batch(settings, manager):
+    seen = []
+    request = JobRequest(image=image_bytes(), params=PERMISSIVE)
+    asyncio.run(segment_image(request, manager, settings,
+                              progress=lambda phase, share: seen.append((phase, share))))
+    phases = [phase for phase, _ in seen]
+    assert phases[0] == "preprocessed" and phases[-1] == "completed"
+    shares = [share for phase, share in seen if share is not None]
+    assert shares and shares[-1] == 1.0 and shares == sorted(shares)

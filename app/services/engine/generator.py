@@ -10,6 +10,8 @@ faster: the same grid of point prompts, filters, NMS and record fields, but
 The stability score is still computed on the full-size logits, as stock does.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from segment_anything.utils.amg import (
@@ -25,6 +27,19 @@ from app.services.engine.records import MaskRecord, encode_rle
 from app.services.engine.runtime import SamRuntime
 
 _UPSAMPLE_CHUNK = 32  # full-size float logits are large: upsample this many at a time
+BatchProgress = Callable[[int, int], None]
+
+
+class _BatchCounter:
+    """Counts decoded batches and reports them as (done, total)."""
+
+    def __init__(self, total: int, report: BatchProgress | None) -> None:
+        self.done, self.total, self.report = 0, total, report
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.report is not None:
+            self.report(self.done, self.total)
 
 
 class MaskEngine:
@@ -56,11 +71,15 @@ class MaskEngine:
         self.mask_threshold = runtime.sam.mask_threshold
 
     @torch.inference_mode()
-    def generate(self, image: np.ndarray) -> list[MaskRecord]:
-        """Masks for an HWC uint8 RGB image, one record per mask, in stock order."""
+    def generate(self, image: np.ndarray, on_batch: BatchProgress | None = None,
+                 ) -> list[MaskRecord]:
+        """Masks for an HWC uint8 RGB image, one record per mask, in stock order.
+        `on_batch(done, total)` is called after each decoded batch of point prompts."""
         orig_size = image.shape[:2]
         crop_boxes, layer_idxs = generate_crop_boxes(
             orig_size, self.crop_n_layers, self.crop_overlap_ratio)
+        batches = sum(-(-len(self.point_grids[layer]) // self.runtime.batch_size) for layer in layer_idxs)
+        self._progress = _BatchCounter(batches, on_batch)
         data, crops = MaskData(), []
         for crop_box, layer_idx in zip(crop_boxes, layer_idxs):
             data.cat(self._process_crop(image, crop_box, layer_idx, len(crops), crops))
@@ -90,6 +109,7 @@ class MaskEngine:
         for (points,) in batch_iterator(self.runtime.batch_size, points_for_image):
             low_res, iou = self.runtime.decode(state, points, crop_size)
             data.cat(self._filter_batch(low_res, iou, points, crops[-1], image.shape[:2]))
+            self._progress.advance()
         del state
         keep = batched_nms(data["boxes"].float(), data["iou_preds"],
                            torch.zeros(len(data["boxes"])), self.box_nms_thresh)

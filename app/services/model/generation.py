@@ -14,6 +14,7 @@ import torch
 from app.core.errors import ModelLoadFailed, SegmentationFailed
 from app.core.logging import get_logger
 from app.schemas import Retry
+from app.services.engine.generator import BatchProgress
 from app.services.engine.records import MaskRecord
 from app.services.model.manager import ModelManager
 
@@ -21,15 +22,17 @@ log = get_logger(__name__)
 
 
 def generate_masks(manager: ModelManager, image: np.ndarray, params: dict[str, Any],
-                   simulate_oom: bool = False) -> tuple[list[MaskRecord], list[Retry]]:
-    """The generated masks, and the retries it took."""
+                   simulate_oom: bool = False, on_batch: BatchProgress | None = None,
+                   ) -> tuple[list[MaskRecord], list[Retry]]:
+    """The generated masks, and the retries it took. `on_batch(done, total)` follows
+    the decoded batches of point prompts."""
     retries: list[Retry] = []
     for attempt in (1, 2):
         try:
             generator = manager.generator(**params)
             if simulate_oom and attempt == 1:
                 raise torch.cuda.OutOfMemoryError("simulated CUDA out of memory (SIMULATE_CUDA_OOM=1)")
-            return generator.generate(image), retries
+            return generator.generate(image, on_batch), retries
         except ModelLoadFailed:
             raise
         except torch.cuda.OutOfMemoryError as exc:

@@ -21,7 +21,7 @@ from segment_anything.modeling import (
 
 _OFFICIAL_BASE = "https://dl.fbaipublicfiles.com/segment_anything/"
 # Weights trained by sam_tiny/train.py ship inside the package.
-BUNDLED_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+BUNDLED_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
 
 def build_sam_tiny(checkpoint: str | None = None) -> Sam:

@@ -9,7 +9,7 @@ from app.services.model.generation import generate_masks
 from app.services.model.manager import ModelManager
 from tests.images import scene_rgb
 
-PARAMS = {"points_per_side": 8, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
+from tests.conftest import PERMISSIVE_KWARGS as PARAMS
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def fail_encoder(manager: ModelManager, times: int, error: Exception) -> None:
 def test_simulated_oom_unloads_reloads_and_records_the_retry(manager):
     first_model = manager.model()
     records, retries = generate_masks(manager, scene_rgb(), PARAMS, simulate_oom=True)
-    assert records and [r["reason"] for r in retries] == ["cuda_out_of_memory"]
+    assert records and [r.reason for r in retries] == ["cuda_out_of_memory"]
     assert manager.model() is not first_model  # rebuilt from the cached weights
 
 
@@ -40,7 +40,8 @@ def test_predictor_error_rebuilds_the_model_and_retries_once(manager):
     fail_encoder(manager, times=1, error=RuntimeError("corrupted state"))
     records, retries = generate_masks(manager, scene_rgb(), PARAMS)
     assert records
-    assert retries == [{"attempt": "1", "reason": "predictor_error", "error": "corrupted state"}]
+    assert [r.model_dump() for r in retries] == [
+        {"attempt": 1, "reason": "predictor_error", "error": "corrupted state"}]
 
 
 def test_second_oom_gives_segmentation_failed(manager):

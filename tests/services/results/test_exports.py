@@ -6,7 +6,9 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from app.services.results.exports import coco_dataset, mask_to_polygons, mask_to_rle
+from app.schemas import GenerationParams, ImageInfo, JobMetadata, SavedObject, Timings
+from app.services.engine.records import encode_rle
+from app.services.results.exports import coco_dataset, coco_rle, mask_to_polygons
 
 
 def rectangle_mask() -> np.ndarray:
@@ -18,7 +20,7 @@ def rectangle_mask() -> np.ndarray:
 def test_rle_decodes_back_to_the_same_mask():
     mask = rectangle_mask()
     mask[0, 0] = mask[59, 79] = True  # corners: run lengths at both ends
-    rle = mask_to_rle(mask)
+    rle = coco_rle(encode_rle(mask)).model_dump()
     assert rle["size"] == [60, 80] and isinstance(rle["counts"], str)
     decoded = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
     np.testing.assert_array_equal(decoded.astype(bool), mask)
@@ -41,12 +43,19 @@ def test_coco_dataset_loads_in_pycocotools_with_rle_fallback(tmp_path):
     big, speck = rectangle_mask(), np.zeros((60, 80), bool)
     speck[5, 5] = True
     objects = [
-        {"index": i, "area": int(m.sum()), "bbox": [0, 0, 1, 1], "predicted_iou": 0.9,
-         "rle": mask_to_rle(m), "polygons": mask_to_polygons(m)}
+        SavedObject(index=i, area=int(m.sum()), bbox=[0, 0, 1, 1], predicted_iou=0.9,
+                    stability_score=0.9, point_coords=[[0.0, 0.0]], crop_box=[0, 0, 80, 60],
+                    rle=coco_rle(encode_rle(m)), polygons=mask_to_polygons(m),
+                    mask_file=f"mask_{i}.png", object_file=f"object_{i}.png")
         for i, m in enumerate([big, speck])
     ]
-    metadata = {"job_id": "j", "created_at": "2026-01-01T00:00:00+00:00", "model_type": "sam_tiny",
-                "image": {"file_name": "photo.jpg", "width": 80, "height": 60}, "objects": objects}
+    metadata = JobMetadata(
+        job_id="j", created_at="2026-01-01T00:00:00+00:00", model_type="sam_tiny", device="cpu",
+        image=ImageInfo(file_name="photo.jpg", width=80, height=60, format="JPEG", mode="RGB"),
+        precision="exact", precision_fallback_reason=None, parameters=GenerationParams().applied(0),
+        timings_ms=Timings(received=0, preprocessed=0, model_loaded=0, masks_generated=0,
+                           objects_saved=0, completed=0),
+        retries=[], objects=objects, skipped=[])
     path = tmp_path / "annotations.json"
     path.write_text(json.dumps(coco_dataset(metadata)))
     coco = COCO(str(path))

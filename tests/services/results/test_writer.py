@@ -1,4 +1,4 @@
-"""write_job_folder: complete-or-absent folders, checked files, a readable overlay."""
+"""ResultFolder: complete-or-absent folders, metadata written last, a readable overlay."""
 
 import json
 
@@ -6,62 +6,82 @@ import numpy as np
 import pytest
 
 from app.core.errors import StorageError
+from app.schemas import GenerationParams, ImageInfo, JobMetadata, Timings
+from app.services.engine.records import MaskRecord, encode_rle
 from app.services.results import writer as result_writer
-from app.services.results.cutout import ObjectExtractor
 from app.services.results.overlay import mask_colour, render_overlay
-from app.services.results.writer import sweep_temporary_folders, write_job_folder
+from app.services.results.writer import ResultFolder, sweep_temporary_folders
 from tests.images import scene_rgb
 
 
-def record(top: int, left: int, size: int) -> dict:
+def record(top: int, left: int, size: int) -> MaskRecord:
     mask = np.zeros((120, 160), bool)
     mask[top:top + size, left:left + size] = True
-    return {"segmentation": mask, "area": int(mask.sum()), "predicted_iou": 0.9,
-            "stability_score": 0.97, "point_coords": [[left + 1.0, top + 1.0]],
-            "crop_box": [0, 0, 160, 120]}
+    return MaskRecord(rle=encode_rle(mask), area=int(mask.sum()), bbox=[left, top, size, size],
+                      predicted_iou=0.9, stability_score=0.97,
+                      point_coords=[[left + 1.0, top + 1.0]], crop_box=[0, 0, 160, 120])
 
 
-def metadata_of(objects, skipped):
-    return {"job_id": "job", "created_at": "2026-01-01T00:00:00+00:00", "model_type": "sam_tiny",
-            "image": {"width": 160, "height": 120}, "objects": objects, "skipped": skipped}
+def metadata_of(objects, skipped) -> JobMetadata:
+    return JobMetadata(
+        job_id="job", created_at="2026-01-01T00:00:00+00:00",
+        image=ImageInfo(file_name="a.png", width=160, height=120, format="PNG", mode="RGB"),
+        model_type="sam_tiny", device="cpu", precision="exact", precision_fallback_reason=None,
+        parameters=GenerationParams().applied(0),
+        timings_ms=Timings(received=0, preprocessed=0, model_loaded=0, masks_generated=0,
+                           objects_saved=0, completed=0),
+        retries=[], objects=objects, skipped=skipped)
+
+
+def write(final, records):
+    with ResultFolder(final) as folder:
+        objects, skipped = folder.write_objects(scene_rgb(), records)
+        metadata = metadata_of(objects, skipped)
+        folder.commit(metadata)
+    return metadata
 
 
 def test_folder_appears_complete_under_its_final_name(tmp_path):
     final = tmp_path / "20260101T000000Z_job"
-    metadata = write_job_folder(final, scene_rgb(), [record(0, 0, 40), record(50, 60, 20)],
-                                ObjectExtractor(), metadata_of)
-    assert [o["mask_file"] for o in metadata["objects"]] == ["mask_0.png", "mask_1.png"]
-    assert json.loads((final / "metadata.json").read_text())["objects"] == metadata["objects"]
+    metadata = write(final, [record(0, 0, 40), record(50, 60, 20)])
+    assert [o.mask_file for o in metadata.objects] == ["mask_0.png", "mask_1.png"]
+    written = json.loads((final / "metadata.json").read_text())
+    assert written == json.loads(metadata.model_dump_json())
+    assert sorted(p.name for p in final.iterdir()) == [
+        "annotations.json", "mask_0.png", "mask_1.png", "metadata.json", "object_0.png",
+        "object_1.png", "overlay.png"]
     assert [p.name for p in tmp_path.iterdir()] == [final.name]
 
 
-def test_a_file_that_comes_out_empty_is_removed_and_listed_as_skipped(tmp_path, monkeypatch):
-    real_write_png = result_writer.write_png
+def test_a_png_that_comes_out_empty_is_listed_as_skipped(tmp_path, monkeypatch):
+    real_encode_png = result_writer.encode_png
 
-    def write_png_failing_for_object_1(path, pixels):
-        if path.name == "object_1.png":
-            path.write_bytes(b"")  # what a full disk can leave behind
-        else:
-            real_write_png(path, pixels)
+    def encode_png_failing_for_the_small_object(pixels):
+        return b"" if pixels.shape[:2] == (20, 20) else real_encode_png(pixels)
 
-    monkeypatch.setattr(result_writer, "write_png", write_png_failing_for_object_1)
+    monkeypatch.setattr(result_writer, "encode_png", encode_png_failing_for_the_small_object)
     final = tmp_path / "job"
-    metadata = write_job_folder(final, scene_rgb(), [record(0, 0, 40), record(50, 60, 20)],
-                                ObjectExtractor(), metadata_of)
-    assert [o["index"] for o in metadata["objects"]] == [0]
-    assert metadata["skipped"] == [{"index": 1, "area": 400, "reason": "file_missing_or_empty"}]
+    metadata = write(final, [record(0, 0, 40), record(50, 60, 20)])
+    assert [o.index for o in metadata.objects] == [0]
+    assert [s.model_dump() for s in metadata.skipped] == [
+        {"index": 1, "area": 400, "reason": "file_missing_or_empty", "truncated_to": None}]
     assert not (final / "object_1.png").exists() and not (final / "mask_1.png").exists()
 
 
 def test_a_failed_write_leaves_no_folder_at_all(tmp_path, monkeypatch):
-    def no_space(path, pixels):
+    def no_space(self, name, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(result_writer, "write_png", no_space)
+    monkeypatch.setattr(ResultFolder, "_put", no_space)
     with pytest.raises(StorageError) as failure:
-        write_job_folder(tmp_path / "job", scene_rgb(), [record(0, 0, 40)], ObjectExtractor(),
-                         metadata_of)
+        write(tmp_path / "job", [record(0, 0, 40)])
     assert "No space left" in failure.value.details["reason"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_left_without_commit_is_removed(tmp_path):
+    with ResultFolder(tmp_path / "job") as folder:
+        folder.write_objects(scene_rgb(), [record(0, 0, 40)])
     assert list(tmp_path.iterdir()) == []
 
 

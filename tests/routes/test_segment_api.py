@@ -127,3 +127,19 @@ def test_info_lists_exactly_one_segmentation_endpoint(api, server):
     assert segmentation == ["POST /segment"]
     openapi = api.get(server.url + "/openapi.json").json()
     assert [p for p in openapi["paths"] if "segment" in p] == ["/segment"]
+
+
+def test_response_timings_and_parameters_are_exactly_those_in_metadata_json(api, server):
+    body = upload(api, server, image_bytes("PNG"), **PERMISSIVE).json()
+    metadata = json.loads((server.results_dir.parent / body["files"]["metadata"]).read_text())
+    assert body["timings"] == metadata["timings_ms"]
+    assert body["parameters"] == metadata["parameters"]
+
+
+@pytest.mark.parametrize("field", ["points_per_batch", "pred_iou_tresh"])
+def test_an_unknown_form_field_is_refused_not_ignored(api, server, field):
+    response = upload(api, server, image_bytes(), **{field: "32"})
+    assert response.status == 422
+    body = response.json()
+    assert body["error_code"] == "INVALID_REQUEST"
+    assert [e["field"] for e in body["details"]["errors"]] == [field]
