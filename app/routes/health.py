@@ -29,7 +29,8 @@ async def live() -> LiveResponse:
     return LiveResponse()
 
 
-@router.get("/health/ready", response_model=ReadyResponse, responses={503: {"model": ErrorResponse}})
+@router.get("/health/ready", response_model=ReadyResponse, response_model_exclude_none=True,
+            responses={503: {"model": ErrorResponse}})
 async def ready(jobs: JobsDep) -> ReadyResponse:
     ok, state = await jobs.readiness()
     if not ok:
