@@ -27,7 +27,7 @@ from app.services.results.retention import results_writable
 log = get_logger(__name__)
 WORKER_KEY = "sam:worker:"  # + host:pid, refreshed by each live worker (app.cli.worker)
 MEAN_JOB_KEY = "sam:mean_job_s"
-_POLL_S = 0.2
+_POLL_S = 0.05  # how often a waiting /segment reads its job record (a Redis GET)
 
 
 def redis_client(settings: Settings) -> redis.Redis:
