@@ -65,10 +65,13 @@ class JobQueue:
                              self.retry_after_s(), running=self.running, waiting=self.waiting)
 
     async def run(self, work: Callable[[threading.Event], T], discard: Callable[[T], None],
-                  is_disconnected: Callable[[], Awaitable[bool]] | None = None) -> T:
+                  is_disconnected: Callable[[], Awaitable[bool]] | None = None,
+                  admitted: bool = False) -> T:
         """Run `work(cancel_event)` in a worker thread once a slot is free. `discard`
-        undoes a result nobody will receive (the job timed out or was cancelled)."""
-        self.check_capacity()
+        undoes a result nobody will receive (the job timed out or was cancelled).
+        `admitted`: the caller already passed `check_capacity` (an accepted async job)."""
+        if not admitted:
+            self.check_capacity()
         await self._wait_for_slot(is_disconnected)
         ticket: _Ticket[T] = _Ticket()
         self.running += 1

@@ -81,16 +81,17 @@ def _ms_since(begun: float) -> float:
 
 async def segment_image(request: JobRequest, manager: ModelManager, settings: Settings,
                         jobs: JobQueue | None = None, is_disconnected=None,
-                        progress: Progress | None = None,
-                        created: datetime | None = None) -> JobResult:
+                        progress: Progress | None = None, created: datetime | None = None,
+                        admitted: bool = False) -> JobResult:
     """Segment one uploaded image; the one place the blocking work leaves the event loop.
     `jobs` bounds concurrency, queue and run time (see job_queue); `is_disconnected`
-    lets a queued job be dropped when its client leaves."""
+    lets a queued job be dropped when its client leaves; `admitted` says the job was
+    accepted already (POST /jobs), so it waits for a slot instead of being refused."""
     bind_job(request.job_id)  # bound here, so the request's error log line carries it too
     with jobs_in_flight():
         work = partial(run_job, request, manager, settings, progress, created=created)
         discard = partial(discard_result, settings)
-        return await (jobs or JobQueue(1, 0, None)).run(work, discard, is_disconnected)
+        return await (jobs or JobQueue(1, 0, None)).run(work, discard, is_disconnected, admitted)
 
 
 def discard_result(settings: Settings, result: JobResult) -> None:

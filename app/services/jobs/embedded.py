@@ -83,7 +83,8 @@ class EmbeddedJobs:
         progress = tracker(self.store, record.job_id, worker_name())
         try:
             result = await segment_image(request, self.manager, self.settings, self.queue,
-                                         progress=progress, created=record.created_at)
+                                         progress=progress, created=record.created_at,
+                                         admitted=True)
             fields = {"status": "succeeded", "result": segment_response(result)}
         except ServiceError as exc:
             fields = failure(exc)
