@@ -6,16 +6,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# The web page tests drive Debian's Chromium (Playwright cannot download its own here).
+# The web page tests drive Debian's Chromium (Playwright cannot download its own here);
+# the broker-mode tests start Debian's redis-server.
 CHROMIUM := /usr/bin/chromium
+REDIS_SERVER := /usr/bin/redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-dev browser sam-tiny-weights
+.PHONY: run test install install-dev browser redis sam-tiny-weights
 
 run: install
 	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT)
 
-test: install-dev browser
+test: install-dev browser redis
 	$(PY) -m pytest
 
 # Retrain the bundled sam_tiny weights from scratch, both phases (about 56 min on 2 cores;
@@ -29,10 +31,16 @@ sam-tiny-weights: install
 install: $(VENV)/.runtime-installed
 install-dev: $(VENV)/.dev-installed
 browser: $(CHROMIUM)
+redis: $(REDIS_SERVER)
 
 $(CHROMIUM):
 	$(SUDO) apt-get update
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+# The package's own service is not needed: the tests start redis-server on a free port.
+$(REDIS_SERVER):
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -1,11 +1,12 @@
-"""Command line: `python -m app segment PATH... --out DIR` (see app/cli/, one file per verb)."""
+"""Command line: `python -m app segment PATH... --out DIR`, `python -m app worker`
+(see app/cli/, one file per verb)."""
 
 import argparse
 import sys
 
-from app.cli import segment
+from app.cli import segment, worker
 
-_VERBS = {"segment": segment}
+_VERBS = {"segment": segment, "worker": worker}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,11 @@
-"""The FastAPI application: start-up (model bootstrap), routes and error envelope.
+"""The FastAPI application: start-up (model bootstrap, or broker mode's thin front),
+routes and error envelope.
 
 Run with `uvicorn app.main:app`.
 """
 
 import asyncio
+import gc
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -16,13 +18,16 @@ from app import __version__
 from app.core.config import get_settings
 from app.core.errors import InvalidRequest, ServiceError
 from app.core.logging import get_logger, setup_logger
-from app.routes import health, info, metrics, results, segment, web
+from app.routes import health, info, jobs, metrics, results, segment, web
 from app.routes.request_metrics import MetricsMiddleware
 from app.routes.upload_limit import UploadLimitMiddleware
 from app.services.job_queue import JobQueue
+from app.services.jobs.broker import BrokerJobs
+from app.services.jobs.embedded import EmbeddedJobs
 from app.services.model.bootstrap import prepare_model
 from app.services.results.retention import retention_loop
-from app.services.results.writer import sweep_temporary_folders
+from app.services.results.storage import open_storage
+from app.services.results.storage.local import LocalStorage
 
 log = get_logger(__name__)
 
@@ -30,26 +35,41 @@ log = get_logger(__name__)
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     settings = get_settings()
-    swept = sweep_temporary_folders(settings.RESULTS_DIR)
-    log.info("startup", model_type=settings.DEFAULT_MODEL, results_dir=str(settings.RESULTS_DIR),
-             swept_temporary_folders=swept)
-    try:
-        manager = await prepare_model(settings)
-    except ServiceError as exc:
-        log.error("startup_failed", error_code=exc.code, message=exc.message, **exc.details)
-        # The log line above says everything; a fresh exception keeps the
-        # traceback uvicorn prints down to a few lines instead of the whole chain.
-        raise RuntimeError(f"{exc.code}: {exc.message}") from None
-    app.state.manager = manager
-    app.state.jobs = JobQueue(settings.MAX_CONCURRENT_JOBS, settings.MAX_QUEUED_JOBS,
-                              settings.JOB_TIMEOUT_S)
-    retention = asyncio.create_task(retention_loop(settings))
+    if settings.BROKER_URL:
+        # Broker mode: a thin front. No model here; `python -m app worker` runs the jobs.
+        app.state.manager, app.state.jobs = None, BrokerJobs(settings)
+        log.info("startup", mode="broker", results_dir=str(settings.RESULTS_DIR),
+                 visibility_timeout_s=settings.visibility_timeout_s)
+        expire_records = None
+    else:
+        storage = open_storage(settings)
+        swept = storage.sweep_temporary() if isinstance(storage, LocalStorage) else 0
+        log.info("startup", mode="embedded", model_type=settings.DEFAULT_MODEL,
+                 results_dir=str(settings.RESULTS_DIR), swept_temporary_folders=swept)
+        try:
+            manager = await prepare_model(settings)
+        except ServiceError as exc:
+            log.error("startup_failed", error_code=exc.code, message=exc.message, **exc.details)
+            # The log line above says everything; a fresh exception keeps the
+            # traceback uvicorn prints down to a few lines instead of the whole chain.
+            raise RuntimeError(f"{exc.code}: {exc.message}") from None
+        queue = JobQueue(settings.MAX_CONCURRENT_JOBS, settings.MAX_QUEUED_JOBS,
+                         settings.JOB_TIMEOUT_S)
+        app.state.manager, app.state.jobs = manager, EmbeddedJobs(settings, manager, queue)
+        expire_records = app.state.jobs.store.expire
+    retention = asyncio.create_task(retention_loop(settings, expire_records))
+    # Everything loaded so far (torch, the model, every module) lives until exit: keep it
+    # out of the cyclic garbage collector, whose full passes over it would otherwise
+    # stall the event loop for ~200 ms under load.
+    gc.freeze()
     yield
-    # uvicorn has waited for in-flight requests; jobs it cancelled (graceful-shutdown
-    # timeout) are abandoned and clean up after themselves when their thread ends.
     retention.cancel()
-    still_running = await app.state.jobs.drain(settings.JOB_TIMEOUT_S)
-    log.info("shutdown", jobs_drained=still_running)
+    if isinstance(app.state.jobs, EmbeddedJobs):
+        # uvicorn has waited for in-flight requests; jobs it cancelled (graceful-shutdown
+        # timeout) and background jobs are abandoned and clean up when their thread ends.
+        await app.state.jobs.close()
+        still_running = await app.state.jobs.queue.drain(settings.JOB_TIMEOUT_S)
+        log.info("shutdown", jobs_drained=still_running)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -89,6 +109,7 @@ def create_app() -> FastAPI:
     setup_logger(settings.LOG_LEVEL, settings.LOG_FORMAT)
     app = FastAPI(title="SAM segmentation service", version=__version__, lifespan=lifespan)
     app.include_router(segment.router)
+    app.include_router(jobs.router)
     app.include_router(health.router)
     app.include_router(info.router)
     app.include_router(results.router)
@@ -96,11 +117,11 @@ def create_app() -> FastAPI:
     app.include_router(web.router)
     app.mount("/static", web.static_files, name="static")
     app.add_middleware(MetricsMiddleware)
-    app.add_middleware(UploadLimitMiddleware, paths=("/segment",),
+    app.add_middleware(UploadLimitMiddleware, paths=("/segment", "/jobs"),
                        max_image_bytes=settings.max_image_bytes)
     if settings.CORS_ORIGINS:
         app.add_middleware(CORSMiddleware, allow_origins=settings.CORS_ORIGINS,
-                           allow_methods=["GET", "POST"], allow_headers=["X-API-Key"])
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["X-API-Key"])
     _install_error_handlers(app)
     return app
 

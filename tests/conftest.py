@@ -24,6 +24,10 @@ PERMISSIVE = {name: str(value) for name, value in
               PERMISSIVE_PARAMS.model_dump(exclude_defaults=True).items()}
 
 
+# Fixtures of real backing services (redis-server, moto's S3), shared by every folder.
+pytest_plugins = ["tests.backends"]
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """Seeded random sam_tiny weights (the real architecture, real code)."""

@@ -128,7 +128,8 @@ async def _segment_one(image: Path, params: GenerationParams, manager: "ModelMan
         reason = exc.details.get("reason")
         return Outcome(image, error=f"{exc.code}{f' ({reason})' if reason else ''}: {exc.message}")
     return Outcome(image, objects=len(result.metadata.objects),
-                   seconds=result.metadata.timings_ms.completed / 1000, output_dir=result.output_dir)
+                   seconds=result.metadata.timings_ms.completed / 1000,
+                   output_dir=settings.RESULTS_DIR / result.folder)
 
 
 def _summary(outcomes: list[Outcome]) -> Table:

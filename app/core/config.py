@@ -4,14 +4,39 @@ Every field below is an environment variable of the same name; see the README's
 settings table for the meaning of each.
 """
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ModelType = Literal["vit_b", "vit_l", "vit_h", "sam_tiny"]
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """RESULTS_DIR=s3://bucket/prefix: result folders in an S3-compatible bucket."""
+
+    bucket: str
+    prefix: str = ""
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+
+def _results_location(value: object) -> object:
+    """The one place RESULTS_DIR is told apart: `s3://bucket[/prefix]` or a local path."""
+    if isinstance(value, str) and value.startswith("s3://"):
+        bucket, _, prefix = value[len("s3://"):].partition("/")
+        if not bucket:
+            raise ValueError("RESULTS_DIR=s3://... needs a bucket name")
+        return S3Location(bucket, prefix.strip("/"))
+    return value
+
+
+ResultsLocation = Annotated[Path | S3Location, BeforeValidator(_results_location)]
 
 
 class Settings(BaseSettings):
@@ -33,7 +58,12 @@ class Settings(BaseSettings):
     # Never touch the network: missing weights fail at once, with the remedies.
     OFFLINE: bool = False
 
-    RESULTS_DIR: Path = Path("results")
+    # A local folder, or s3://bucket/prefix (endpoint and credentials from the standard
+    # AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION).
+    RESULTS_DIR: ResultsLocation = Path("results")
+    # Job records of the async job API in embedded mode; default RESULTS_DIR/.jobs
+    # (or ./jobs when RESULTS_DIR is a bucket).
+    JOBS_DIR: Path | None = None
     MAX_IMAGE_SIZE_MB: float = Field(20.0, gt=0)
     MAX_IMAGE_PIXELS: int = Field(40_000_000, gt=0)
     MIN_OBJECT_PIXELS: int = Field(100, ge=0)
@@ -49,6 +79,17 @@ class Settings(BaseSettings):
     RESULTS_TTL_HOURS: float | None = Field(None, gt=0)
     RESULTS_MAX_GB: float | None = Field(None, gt=0)
     RETENTION_INTERVAL_S: float = Field(300.0, gt=0)
+
+    # Broker mode: redis://host:port/db makes this process a thin front and jobs run on
+    # `python -m app worker` processes; unset, everything runs in this process.
+    BROKER_URL: str | None = None
+    # A job whose worker died is delivered again after JOB_TIMEOUT_S plus this margin
+    # (the broker's visibility timeout), so a job still running never starts twice.
+    REDELIVERY_MARGIN_S: float = Field(60.0, ge=0)
+    # A worker serves its Prometheus metrics on this port (unset: none).
+    WORKER_METRICS_PORT: int | None = Field(None, ge=1, le=65535)
+    # A worker creates this file once its model is loaded (its readiness probe).
+    WORKER_READY_FILE: Path = Path("/tmp/sam-worker-ready")
 
     # When set, /segment (and /results) require this value in the X-API-Key header.
     API_KEY: SecretStr | None = None
@@ -78,6 +119,22 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: object) -> object:
         return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Where embedded mode keeps its job records."""
+        if self.JOBS_DIR is not None:
+            return self.JOBS_DIR
+        return self.RESULTS_DIR / ".jobs" if isinstance(self.RESULTS_DIR, Path) else Path("jobs")
+
+    @property
+    def visibility_timeout_s(self) -> float:
+        """Seconds before the broker hands an unacknowledged job to another worker."""
+        return self.JOB_TIMEOUT_S + self.REDELIVERY_MARGIN_S
+
+    @property
+    def results_ttl_s(self) -> float | None:
+        return None if self.RESULTS_TTL_HOURS is None else self.RESULTS_TTL_HOURS * 3600
 
     @property
     def max_image_bytes(self) -> int:

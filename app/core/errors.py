@@ -88,3 +88,21 @@ class ClientDisconnected(ServiceError):
     """The client went away while its job waited in the queue (nginx's 499)."""
 
     code, status = "CLIENT_DISCONNECTED", 499
+
+
+class BrokerUnavailable(ServiceError):
+    """Broker mode: Redis (the queue and the job records) cannot be reached."""
+
+    code, status = "BROKER_UNAVAILABLE", 503
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details)
+        self.headers = {"Retry-After": "5"}
+
+
+class JobFailed(ServiceError):
+    """A job that ran elsewhere (a worker) failed: its recorded error, as it was."""
+
+    def __init__(self, code: str, status: int, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message, details)
+        self.code, self.status = code, status

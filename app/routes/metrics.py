@@ -10,8 +10,10 @@ router = APIRouter()
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {CONTENT_TYPE: {}}}})
 def metrics(request: Request) -> Response:
-    """Request counts and latencies, phase durations, queue depth, model load time."""
+    """Request counts and latencies, phase and job durations, queue depth (and workers
+    seen in broker mode), model load time."""
     jobs, manager = request.app.state.jobs, request.app.state.manager
-    load = (None if manager.load_seconds is None
+    jobs.refresh_gauges()
+    load = (None if manager is None or manager.load_seconds is None
             else (manager.model_type, manager.device, manager.load_seconds))
-    return Response(render_metrics(jobs.running, jobs.waiting, load), media_type=CONTENT_TYPE)
+    return Response(render_metrics(load), media_type=CONTENT_TYPE)

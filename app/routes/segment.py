@@ -1,4 +1,5 @@
-"""POST /segment: the service's one segmentation endpoint."""
+"""POST /segment: segment one image and answer when it is done. The form it reads
+(`segment_form`) is shared with POST /jobs."""
 
 from pathlib import PurePosixPath
 from typing import Annotated
@@ -6,12 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from app.core.errors import InvalidRequest
-from app.routes.deps import JobsDep, ManagerDep, RequireApiKey, SettingsDep
+from app.routes.deps import JobsDep, RequireApiKey, SettingsDep
 from app.routes.upload_limit import read_image_upload
-from app.schemas import (ErrorResponse, GenerationParams, JobRequest, ResultFiles, ResultUrls,
-                         SegmentResponse)
-from app.services.pipeline import JobResult, segment_image
-from app.services.results import layout
+from app.schemas import ErrorResponse, GenerationParams, JobRequest, SegmentResponse
 
 router = APIRouter()
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 422, 500, 502, 503, 504, 507)}
@@ -30,44 +28,27 @@ async def _only_known_fields(request: Request) -> None:
             {"field": name, "message": _WHY_NOT.get(name, "unknown field")} for name in unknown]})
 
 
-@router.post("/segment", response_model=SegmentResponse, responses=_ERRORS,
-             dependencies=[RequireApiKey, Depends(_only_known_fields)])
-async def segment(
-    request: Request,
+async def segment_form(
     image: Annotated[UploadFile, File(description="PNG, JPEG, WebP, BMP or TIFF")],
     params: Annotated[GenerationParams, Form()],
-    manager: ManagerDep,
     settings: SettingsDep,
-    jobs: JobsDep,
-) -> SegmentResponse:
+    _known: Annotated[None, Depends(_only_known_fields)],
+) -> JobRequest:
+    """The job a segmentation form describes (POST /segment and POST /jobs alike)."""
+    return JobRequest(image=await read_image_upload(image, settings.max_image_bytes),
+                      file_name=client_file_name(image.filename), params=params)
+
+
+SegmentForm = Annotated[JobRequest, Depends(segment_form)]
+
+
+@router.post("/segment", response_model=SegmentResponse, responses=_ERRORS,
+             dependencies=[RequireApiKey])
+async def segment(request: Request, job: SegmentForm, jobs: JobsDep) -> SegmentResponse:
     """Find every object in the image, cut each one out, and save the results."""
-    job = JobRequest(image=await read_image_upload(image, settings.max_image_bytes),
-                     file_name=client_file_name(image.filename), params=params)
-    result = await segment_image(job, manager, settings, jobs, request.is_disconnected)
-    return segment_response(result)
+    return await jobs.segment(job, request.is_disconnected)
 
 
 def client_file_name(name: str | None) -> str:
     """The client's name for the upload without any folder part (for annotations.json)."""
     return PurePosixPath((name or "").replace("\\", "/")).name or "image.png"
-
-
-def segment_response(result: JobResult) -> SegmentResponse:
-    """The answer for a finished job: where its files are, on disk and over HTTP."""
-    # Paths are given relative to the results folder's parent (the working
-    # directory with the default RESULTS_DIR), never as absolute server paths.
-    output_dir = f"{result.output_dir.parent.name}/{result.output_dir.name}"
-    metadata = result.metadata
-    masks = [o.mask_file for o in metadata.objects]
-    objects = [o.object_file for o in metadata.objects]
-    url_base = f"/results/{result.job_id}"
-    return SegmentResponse(
-        job_id=result.job_id,
-        objects_count=len(metadata.objects),
-        output_dir=output_dir,
-        files=ResultFiles(**layout.result_paths(output_dir, masks, objects)),
-        urls=ResultUrls(**layout.result_paths(url_base, masks, objects),
-                        archive=f"{url_base}/{layout.ARCHIVE}"),
-        parameters=metadata.parameters,
-        timings=metadata.timings_ms,
-    )

@@ -53,7 +53,8 @@ class InfoResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: str
-    model_loaded: bool
+    model_loaded: bool = Field(description="Always false in broker mode: the workers hold the model")
+    mode: str = Field("embedded", description="embedded, or broker (BROKER_URL set)")
 
 
 class LiveResponse(BaseModel):
@@ -62,7 +63,11 @@ class LiveResponse(BaseModel):
 
 class ReadyResponse(BaseModel):
     status: str = "ready"
-    model_loaded: bool
+    mode: str = "embedded"
     results_writable: bool
-    jobs_running: int
-    jobs_waiting: int
+    model_loaded: bool | None = Field(None, description="Embedded mode")
+    jobs_running: int | None = Field(None, description="Embedded mode")
+    jobs_waiting: int | None = Field(None, description="Embedded mode")
+    broker_reachable: bool | None = Field(None, description="Broker mode")
+    queue_depth: int | None = Field(None, description="Broker mode: jobs waiting in Redis")
+    workers: int | None = Field(None, description="Broker mode: workers seen in the last 30 s")

@@ -81,3 +81,4 @@ class JobMetadata(BaseModel):
     retries: list[Retry]
     objects: list[SavedObject]
     skipped: list[SkippedMask]
+    worker: str | None = Field(None, description="host:pid of the process that ran the job")

@@ -58,13 +58,20 @@ class JobQueue:
         ahead = (self.running + self.waiting) / self.max_running
         return max(1, math.ceil(ahead * self._mean_job_s))
 
-    async def run(self, work: Callable[[threading.Event], T], discard: Callable[[T], None],
-                  is_disconnected: Callable[[], Awaitable[bool]] | None = None) -> T:
-        """Run `work(cancel_event)` in a worker thread once a slot is free. `discard`
-        undoes a result nobody will receive (the job timed out or was cancelled)."""
+    def check_capacity(self) -> None:
+        """ServerBusy (503 + Retry-After) when every slot and queue place is taken."""
         if self.running + self.waiting >= self.max_running + self.max_waiting:
             raise ServerBusy("Every generation slot and queue place is taken",
                              self.retry_after_s(), running=self.running, waiting=self.waiting)
+
+    async def run(self, work: Callable[[threading.Event], T], discard: Callable[[T], None],
+                  is_disconnected: Callable[[], Awaitable[bool]] | None = None,
+                  admitted: bool = False) -> T:
+        """Run `work(cancel_event)` in a worker thread once a slot is free. `discard`
+        undoes a result nobody will receive (the job timed out or was cancelled).
+        `admitted`: the caller already passed `check_capacity` (an accepted async job)."""
+        if not admitted:
+            self.check_capacity()
         await self._wait_for_slot(is_disconnected)
         ticket: _Ticket[T] = _Ticket()
         self.running += 1

@@ -8,7 +8,6 @@ metadata.json and the HTTP answer carry the same timings. `run_job` is the block
 pipeline; `segment_image` runs it in a worker thread of the job queue.
 """
 
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
-from pathlib import Path
 
 from app.core.config import Settings
 from app.core.errors import ServiceError
@@ -24,12 +22,14 @@ from app.core.logging import bind_job, get_logger, set_phase
 from app.schemas import (AppliedParameters, ImageInfo, JobMetadata, JobRequest, SkippedMask,
                          Timings)
 from app.services.engine.records import MaskRecord
+from app.services.identity import worker_name
 from app.services.image_processor import decode_image
 from app.services.job_queue import JobAbandoned, JobQueue
 from app.services.metrics import jobs_in_flight, observe_phases
 from app.services.model.generation import generate_masks
 from app.services.model.manager import ModelManager
 from app.services.results import layout
+from app.services.results.storage import open_storage
 from app.services.results.writer import ResultFolder
 
 log = get_logger(__name__)
@@ -39,7 +39,8 @@ Progress = Callable[[str, float | None], None]
 
 @dataclass(frozen=True)
 class JobResult:
-    output_dir: Path
+    folder: str  # the result folder's name
+    output_dir: str  # where it is: `results/<folder>` or `s3://bucket/prefix/<folder>`
     metadata: JobMetadata
 
     @property
@@ -51,7 +52,7 @@ class JobResult:
 class _Job:
     id: str
     progress: Progress
-    created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    created: datetime
     ms: dict[str, float] = field(default_factory=dict)  # per phase, filled as they end
     started: float = field(default_factory=time.perf_counter)
 
@@ -80,20 +81,23 @@ def _ms_since(begun: float) -> float:
 
 async def segment_image(request: JobRequest, manager: ModelManager, settings: Settings,
                         jobs: JobQueue | None = None, is_disconnected=None,
-                        progress: Progress | None = None) -> JobResult:
+                        progress: Progress | None = None, created: datetime | None = None,
+                        admitted: bool = False) -> JobResult:
     """Segment one uploaded image; the one place the blocking work leaves the event loop.
     `jobs` bounds concurrency, queue and run time (see job_queue); `is_disconnected`
-    lets a queued job be dropped when its client leaves."""
+    lets a queued job be dropped when its client leaves; `admitted` says the job was
+    accepted already (POST /jobs), so it waits for a slot instead of being refused."""
     bind_job(request.job_id)  # bound here, so the request's error log line carries it too
     with jobs_in_flight():
-        work = partial(run_job, request, manager, settings, progress)
-        return await (jobs or JobQueue(1, 0, None)).run(work, _discard, is_disconnected)
+        work = partial(run_job, request, manager, settings, progress, created=created)
+        discard = partial(discard_result, settings)
+        return await (jobs or JobQueue(1, 0, None)).run(work, discard, is_disconnected, admitted)
 
 
-def _discard(result: JobResult) -> None:
-    """Remove the folder of a job whose client will never receive it (timeout, shutdown)."""
-    shutil.rmtree(result.output_dir, ignore_errors=True)
-    log.warning("result_discarded", job_id=result.job_id, output_dir=str(result.output_dir))
+def discard_result(settings: Settings, result: JobResult) -> None:
+    """Remove the folder of a job whose client will never receive it (timeout, cancel)."""
+    open_storage(settings).delete(result.folder)
+    log.warning("result_discarded", job_id=result.job_id, output_dir=result.output_dir)
 
 
 def _stop_if_abandoned(cancel: threading.Event) -> None:
@@ -102,10 +106,13 @@ def _stop_if_abandoned(cancel: threading.Event) -> None:
 
 
 def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
-            progress: Progress | None = None, cancel: threading.Event | None = None) -> JobResult:
+            progress: Progress | None = None, cancel: threading.Event | None = None,
+            created: datetime | None = None) -> JobResult:
     """The whole job, blocking: decode, generate, write the result folder. Setting
-    `cancel` stops it at the next phase boundary (JobAbandoned)."""
-    job = _Job(request.job_id, progress or (lambda phase, share: None))
+    `cancel` stops it at the next phase boundary (JobAbandoned). `created` (default:
+    now) names the folder, so a re-run of an accepted job replaces its folder."""
+    job = _Job(request.job_id, progress or (lambda phase, share: None),
+               created or datetime.now(timezone.utc))
     cancel = cancel or threading.Event()
     bind_job(job.id)
     log.info("received", bytes=len(request.image))
@@ -130,9 +137,9 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
 
     applied = params.applied(settings.MIN_OBJECT_PIXELS)
     kept, skipped = select_objects(records, applied, settings.MAX_OBJECTS)
-    final_dir = settings.RESULTS_DIR / layout.folder_name(job.created, job.id)
+    name = layout.folder_name(job.created, job.id)
     begun = time.perf_counter()
-    with job.phase("objects_saved"), ResultFolder(final_dir) as folder:
+    with job.phase("objects_saved"), ResultFolder(open_storage(settings), name) as folder:
         objects, unwritten = folder.write_objects(image.rgb, kept)
         metadata = JobMetadata(
             job_id=job.id, created_at=job.created.isoformat(),
@@ -142,15 +149,15 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
             precision=manager.precision,
             precision_fallback_reason=manager.precision_fallback_reason,
             parameters=applied, timings_ms=job.stop_clock("objects_saved", begun),
-            retries=retries, objects=objects, skipped=skipped + unwritten)
-        folder.commit(metadata)
+            retries=retries, objects=objects, skipped=skipped + unwritten, worker=worker_name())
+        output_dir = folder.commit(metadata)
     log.info("objects_saved", objects=len(objects), skipped=len(metadata.skipped),
              ms=metadata.timings_ms.objects_saved)
     set_phase("completed")
     job.progress("completed", None)
     log.info("completed", ms=metadata.timings_ms.completed)
     observe_phases(metadata.timings_ms.model_dump())
-    return JobResult(final_dir, metadata)
+    return JobResult(name, output_dir, metadata)
 
 
 def select_objects(records: list[MaskRecord], params: AppliedParameters, max_objects: int,

@@ -1,4 +1,4 @@
-// The web page: send the image to POST /segment, then show the overlay and every cut-out.
+// The web page: send the image to the job API (jobs.js), then show the overlay and every cut-out.
 // Files are fetched with fetch() (so an API key header can go along) and shown as blob URLs.
 "use strict";
 
@@ -52,8 +52,7 @@ form.addEventListener("submit", async (event) => {
   }
   setBusy(true);
   try {
-    const response = await fetch("/segment", { method: "POST", body: data, headers: headers() });
-    const body = await response.json().catch(() => null);
+    const { response, body } = await runJob(data, headers());  // jobs.js: POST /jobs + progress
     if (!response.ok || !body || body.success === false) {
       return showEnvelope(response, body);
     }

@@ -35,10 +35,10 @@ def assert_envelope(response: requests.Response, status: int, code: str) -> dict
 
 
 def leftovers(results_dir: Path) -> list[str]:
-    """Temporary or incomplete folders in the results folder."""
+    """Temporary or incomplete folders in the results folder (`.jobs` holds job records)."""
     if not results_dir.is_dir():
         return []
-    return [p.name for p in results_dir.iterdir()
-            if p.name.startswith(".tmp-") or (p.is_dir() and not (p / "metadata.json").is_file())]
+    return [p.name for p in results_dir.iterdir() if p.name != ".jobs" and (
+        p.name.startswith(".tmp-") or (p.is_dir() and not (p / "metadata.json").is_file()))]
 
 

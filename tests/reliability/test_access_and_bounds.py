@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from app.services.results.retention import enforce_retention
+from app.services.results.storage.local import LocalStorage
 from tests.images import image_bytes
 from tests.reliability.helpers import assert_envelope, post_image
 
@@ -72,5 +73,5 @@ def test_retention_at_startup_removed_expired_results_only(guarded):
 def test_size_bound_removes_oldest_first(tmp_path):
     for age, name in enumerate(["newest", "middle", "oldest"]):
         _result_folder(tmp_path, name, age_hours=age, size=10_000)
-    report = enforce_retention(tmp_path, ttl_hours=None, max_bytes=25_000)
+    report = enforce_retention(LocalStorage(tmp_path), ttl_hours=None, max_bytes=25_000)
     assert report.removed == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["middle", "newest"]

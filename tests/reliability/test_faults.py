@@ -124,7 +124,7 @@ def test_sigterm_during_a_job_lets_it_finish_then_exits_cleanly(start_server):
 def test_sigterm_past_the_graceful_timeout_discards_the_job_and_leaves_nothing(start_server):
     server = start_server(UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN="1")
     with ThreadPoolExecutor(1) as pool:
-        job = pool.submit(post_image, server.url, image_bytes("PNG", 320, 240), points_per_side="24")
+        job = pool.submit(post_image, server.url, image_bytes("PNG", 320, 240), points_per_side="40")
         _wait_for(server, "preprocessed")
         server.process.send_signal(signal.SIGTERM)
         try:

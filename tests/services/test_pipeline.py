@@ -33,7 +33,7 @@ def run(data, settings, manager, params=PERMISSIVE):
 
 def test_metadata_records_phases_parameters_and_objects(settings, manager):
     result = run(image_bytes(), settings, manager)
-    metadata = json.loads((result.output_dir / "metadata.json").read_text())
+    metadata = json.loads((settings.RESULTS_DIR / result.folder / "metadata.json").read_text())
     assert list(metadata["timings_ms"]) == ["received", "preprocessed", "model_loaded",
                                             "masks_generated", "objects_saved", "completed"]
     assert {"width": 160, "height": 120, "format": "PNG", "mode": "RGB"}.items() <= metadata["image"].items()
@@ -43,12 +43,12 @@ def test_metadata_records_phases_parameters_and_objects(settings, manager):
     first = metadata["objects"][0]
     assert {"index", "bbox", "area", "predicted_iou", "stability_score", "point_coords",
             "crop_box", "mask_file", "object_file"} <= set(first)
-    assert result.output_dir.name.endswith(result.job_id)
+    assert result.folder.endswith(result.job_id) and result.output_dir == f"results/{result.folder}"
 
 
 def test_metadata_on_disk_is_exactly_the_result_returned(settings, manager):
     result = run(image_bytes(), settings, manager)
-    on_disk = json.loads((result.output_dir / "metadata.json").read_text())
+    on_disk = json.loads((settings.RESULTS_DIR / result.folder / "metadata.json").read_text())
     assert on_disk == json.loads(result.metadata.model_dump_json())
     timings = result.metadata.timings_ms
     assert timings.completed >= timings.masks_generated + timings.objects_saved

@@ -52,13 +52,15 @@ def test_upload_shows_the_overlay_and_one_cutout_card_per_object(page, scene_ser
     expect(page.locator("#preview")).to_be_visible()
     fill_parameters(page, params)
 
-    with page.expect_response(lambda r: r.url.endswith("/segment"), timeout=SLOW) as answer:
+    with page.expect_response(lambda r: r.url.endswith("/jobs"), timeout=SLOW) as answer:
         page.click("#submit")
         expect(page.locator("body")).to_have_class(re.compile("busy"))
         expect(page.locator("#submit")).to_be_disabled()
-    body = answer.value.json()
+    assert answer.value.status == 202
+    status_url = answer.value.json()["status_url"]
 
     expect(page.locator("#results")).to_be_visible(timeout=SLOW)
+    body = requests.get(server.url + status_url, timeout=10).json()["result"]
     assert body["objects_count"] >= 1
     expect(page.locator("#gallery .card")).to_have_count(body["objects_count"])
     expect(page.locator("#objects-count")).to_have_text(str(body["objects_count"]))
@@ -142,3 +144,17 @@ def test_busy_server_says_so_and_when_to_retry(page, start_server):
     expect(page.locator("#error-title")).to_have_text("The server is busy", timeout=SLOW)
     expect(page.locator("#error-text")).to_contain_text(re.compile(r"Try again in about \d+ s"))
     worker.join(timeout=300)
+
+
+def test_progress_bar_shows_the_phase_and_the_batches_done(page, server):
+    page.goto(server.url)
+    choose_image(page, "scene.png", scene_png())
+    fill_parameters(page, {**PERMISSIVE, "points_per_side": "48"})
+    page.click("#submit")
+    expect(page.locator("#job-progress")).to_be_visible(timeout=SLOW)
+    expect(page.locator("#job-phase")).to_contain_text(
+        re.compile(r"Generating masks · \d+% of point batches done"), timeout=SLOW)
+    value = float(page.locator("#job-progress").evaluate("bar => bar.value"))
+    assert 0.1 <= value <= 0.95
+    expect(page.locator("#results")).to_be_visible(timeout=SLOW)
+    expect(page.locator("#job-progress")).to_be_hidden()

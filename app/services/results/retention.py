@@ -1,20 +1,22 @@
-"""Keep the results folder bounded: age (RESULTS_TTL_HOURS) and size (RESULTS_MAX_GB).
+"""Keep the results bounded: age (RESULTS_TTL_HOURS) and size (RESULTS_MAX_GB), on a
+local disk and in a bucket alike.
 
-Only complete result folders (those with a metadata.json) are candidates, oldest
-first by modification time; `.tmp-*` folders of jobs in progress are never touched.
-A background task started in the lifespan runs `enforce_retention` periodically.
+Complete result folders (those with a metadata.json) are candidates, oldest first.
+A folder without metadata.json is a write in progress, or what a dead worker left:
+it is removed once nothing was written to it for `incomplete_grace_s` (longer than
+any job may run). A background task started in the lifespan runs `enforce_retention`
+periodically, with the job records' own expiry (`also`).
 """
 
 import asyncio
-import shutil
-import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from app.core.config import Settings
+from app.core.errors import StorageError
 from app.core.logging import get_logger
-from app.services.results import layout
+from app.services.results.storage import Storage, open_storage
 
 log = get_logger(__name__)
 
@@ -25,63 +27,55 @@ class RetentionReport:
     freed_bytes: int
     kept: int
     kept_bytes: int
+    incomplete_removed: int = 0
 
 
-def enforce_retention(results_dir: Path, ttl_hours: float | None,
-                      max_bytes: int | None, now: float | None = None) -> RetentionReport:
-    """Delete result folders older than `ttl_hours`, then the oldest until the
-    rest fit in `max_bytes`. None disables a bound."""
-    folders = sorted(_result_folders(results_dir), key=lambda f: f[1])
+def enforce_retention(storage: Storage, ttl_hours: float | None, max_bytes: int | None,
+                      now: float | None = None, incomplete_grace_s: float | None = None,
+                      ) -> RetentionReport:
+    """Delete result folders older than `ttl_hours`, then the oldest until the rest
+    fit in `max_bytes`, and abandoned incomplete folders. None disables a bound."""
     now = time.time() if now is None else now
-    total = sum(size for _, _, size in folders)
+    every = storage.folders()
+    stale = [f for f in every if not f.complete and incomplete_grace_s is not None
+             and now - f.modified > incomplete_grace_s]
+    for folder in stale:
+        storage.delete(folder.name)
+    folders = sorted((f for f in every if f.complete), key=lambda f: f.modified)
+    total = sum(f.size for f in folders)
     removed = freed = 0
-    for path, mtime, size in folders:
-        too_old = ttl_hours is not None and now - mtime > ttl_hours * 3600
+    for folder in folders:
+        too_old = ttl_hours is not None and now - folder.modified > ttl_hours * 3600
         too_big = max_bytes is not None and total > max_bytes
         if not (too_old or too_big):
             continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed, freed, total = removed + 1, freed + size, total - size
-    return RetentionReport(removed, freed, len(folders) - removed, total)
+        storage.delete(folder.name)
+        removed, freed, total = removed + 1, freed + folder.size, total - folder.size
+    return RetentionReport(removed, freed, len(folders) - removed, total, len(stale))
 
 
-async def retention_loop(settings: Settings) -> None:
-    """Enforce retention now and every RETENTION_INTERVAL_S, until cancelled."""
+async def retention_loop(settings: Settings, also: Callable[[], int] | None = None) -> None:
+    """Enforce retention now and every RETENTION_INTERVAL_S, until cancelled. `also`
+    (the job records' expiry) runs on the same schedule."""
     max_bytes = None if settings.RESULTS_MAX_GB is None else int(settings.RESULTS_MAX_GB * 1024**3)
+    storage = open_storage(settings)
     while True:
         try:
-            report = await asyncio.to_thread(enforce_retention, settings.RESULTS_DIR,
-                                             settings.RESULTS_TTL_HOURS, max_bytes)
-            if report.removed:
+            report = await asyncio.to_thread(enforce_retention, storage, settings.RESULTS_TTL_HOURS,
+                                             max_bytes, None, settings.visibility_timeout_s)
+            if report.removed or report.incomplete_removed:
                 log.info("retention_enforced", removed=report.removed, freed_bytes=report.freed_bytes,
-                         kept=report.kept, kept_bytes=report.kept_bytes)
-        except OSError as exc:
+                         kept=report.kept, kept_bytes=report.kept_bytes,
+                         incomplete_removed=report.incomplete_removed)
+            if also is not None:
+                expired = await asyncio.to_thread(also)
+                if expired:
+                    log.info("job_records_expired", removed=expired)
+        except (OSError, StorageError) as exc:
             log.warning("retention_failed", error=str(exc))
         await asyncio.sleep(settings.RETENTION_INTERVAL_S)
 
 
-async def results_writable(results_dir: Path) -> bool:
-    """Whether a file can be created (and removed) in the results folder right now."""
-    def probe() -> bool:
-        try:
-            results_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=results_dir):
-                return True
-        except OSError:
-            return False
-    return await asyncio.to_thread(probe)
-
-
-def _result_folders(results_dir: Path) -> list[tuple[Path, float, int]]:
-    if not results_dir.is_dir():
-        return []
-    found = []
-    for path in results_dir.iterdir():
-        if path.name.startswith(".") or not (path / layout.METADATA).is_file():
-            continue
-        try:
-            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-            found.append((path, path.stat().st_mtime, size))
-        except OSError:
-            continue  # removed meanwhile
-    return found
+async def results_writable(settings: Settings) -> bool:
+    """Whether a file can be created (and removed) in RESULTS_DIR right now."""
+    return await asyncio.to_thread(open_storage(settings).writable)

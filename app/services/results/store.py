@@ -1,62 +1,63 @@
-"""Find finished results on disk for download, and never anything else.
+"""Find finished results in the storage for download, and never anything else.
 
 A job id must be a canonical uuid4 (what the server makes) naming exactly one
-finished folder `<timestamp>_<job_id>` in RESULTS_DIR (one with its metadata.json);
-hidden `.tmp-*` folders (writes in progress) are never served. A file name must match a strict pattern
-and be a plain file directly inside that folder. Everything else is NotFound,
-so a client cannot tell a forbidden path from a missing one.
+finished folder `<timestamp>_<job_id>` (one with its metadata.json); hidden `.tmp-*`
+folders and folders still being written are never served. A file name must match a
+strict pattern and be a file directly inside that folder. Everything else is
+NotFound, so a client cannot tell a forbidden path from a missing one.
 """
 
+import time
 import zipfile
 from collections.abc import Iterator
 from io import RawIOBase
-from pathlib import Path
 
 from app.core.errors import NotFound
 from app.services.results import layout
+from app.services.results.storage import Storage
 
 MEDIA_TYPES = {".png": "image/png", ".json": "application/json"}
 
 
-def job_folder(results_dir: Path, job_id: str) -> Path:
-    """The finished result folder of `job_id`, or NotFound."""
-    if not layout.is_job_id(job_id) or not results_dir.is_dir():
+def job_folder(storage: Storage, job_id: str) -> str:
+    """The name of the finished result folder of `job_id`, or NotFound."""
+    name = storage.complete_folder(layout.folder_glob(job_id)[1:]) if layout.is_job_id(job_id) else None
+    if name is None:
         raise NotFound("No result with this job id", {"job_id": job_id})
-    matches = [p for p in results_dir.glob(layout.folder_glob(job_id))
-               if not p.name.startswith(".") and p.is_dir() and not p.is_symlink()
-               and (p / layout.METADATA).is_file()]
-    if len(matches) != 1:
-        raise NotFound("No result with this job id", {"job_id": job_id})
-    return matches[0]
+    return name
 
 
-def result_file(results_dir: Path, job_id: str, name: str) -> Path:
-    """One file of a finished result, or NotFound."""
+def result_file(storage: Storage, job_id: str, name: str) -> tuple[int, Iterator[bytes]]:
+    """One file of a finished result, as its size and its bytes in chunks, or NotFound."""
     if layout.RESULT_FILE.fullmatch(name) is None:
         raise NotFound("No such result file", {"job_id": job_id, "file": name})
-    path = job_folder(results_dir, job_id) / name
-    if not path.is_file() or path.is_symlink():
-        raise NotFound("No such result file", {"job_id": job_id, "file": name})
-    return path
+    folder = job_folder(storage, job_id)
+    try:
+        return storage.read(folder, name)
+    except FileNotFoundError:
+        raise NotFound("No such result file", {"job_id": job_id, "file": name}) from None
 
 
-def media_type(path: Path) -> str:
-    return MEDIA_TYPES[path.suffix]
+def media_type(name: str) -> str:
+    return MEDIA_TYPES[name[name.rindex("."):]]
 
 
-def zip_chunks(folder: Path) -> Iterator[bytes]:
+def zip_chunks(storage: Storage, folder: str) -> Iterator[bytes]:
     """The folder's result files as a zip archive, produced file by file in memory.
 
-    Nothing is written to disk, and only one file's compressed bytes are held at a
-    time. PNGs are stored (already compressed); JSON is deflated."""
-    files = sorted(p for p in folder.iterdir()
-                   if layout.RESULT_FILE.fullmatch(p.name) and p.is_file() and not p.is_symlink())
+    Nothing is written to disk, and only one file's bytes are held at a time. PNGs
+    are stored (already compressed); JSON is deflated."""
+    files = [f for f in storage.files(folder) if layout.RESULT_FILE.fullmatch(f)]
     sink = _ChunkSink()
     with zipfile.ZipFile(sink, "w") as archive:
-        for path in files:
-            method = zipfile.ZIP_STORED if path.suffix == ".png" else zipfile.ZIP_DEFLATED
-            archive.write(path, arcname=f"{folder.name}/{path.name}", compress_type=method)
-            yield sink.take()
+        for name in files:
+            info = zipfile.ZipInfo(f"{folder}/{name}", time.gmtime()[:6])
+            info.compress_type = zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED
+            _, chunks = storage.read(folder, name)
+            with archive.open(info, "w") as entry:
+                for chunk in chunks:
+                    entry.write(chunk)
+                    yield sink.take()
     yield sink.take()  # the central directory, written on close
 
 

@@ -10,7 +10,8 @@ from app.schemas import GenerationParams, ImageInfo, JobMetadata, Timings
 from app.services.engine.records import MaskRecord, encode_rle
 from app.services.results import writer as result_writer
 from app.services.results.overlay import mask_colour, render_overlay
-from app.services.results.writer import ResultFolder, sweep_temporary_folders
+from app.services.results.storage.local import LocalStorage
+from app.services.results.writer import ResultFolder
 from tests.images import scene_rgb
 
 
@@ -34,7 +35,7 @@ def metadata_of(objects, skipped) -> JobMetadata:
 
 
 def write(final, records):
-    with ResultFolder(final) as folder:
+    with ResultFolder(LocalStorage(final.parent), final.name) as folder:
         objects, skipped = folder.write_objects(scene_rgb(), records)
         metadata = metadata_of(objects, skipped)
         folder.commit(metadata)
@@ -80,7 +81,7 @@ def test_a_failed_write_leaves_no_folder_at_all(tmp_path, monkeypatch):
 
 
 def test_a_folder_left_without_commit_is_removed(tmp_path):
-    with ResultFolder(tmp_path / "job") as folder:
+    with ResultFolder(LocalStorage(tmp_path), "job") as folder:
         folder.write_objects(scene_rgb(), [record(0, 0, 40)])
     assert list(tmp_path.iterdir()) == []
 
@@ -88,7 +89,7 @@ def test_a_folder_left_without_commit_is_removed(tmp_path):
 def test_sweep_removes_only_temporary_folders(tmp_path):
     (tmp_path / ".tmp-crashed_job").mkdir()
     (tmp_path / "20260101T000000Z_done").mkdir()
-    assert sweep_temporary_folders(tmp_path) == 1
+    assert LocalStorage(tmp_path).sweep_temporary() == 1
     assert [p.name for p in tmp_path.iterdir()] == ["20260101T000000Z_done"]
 
 

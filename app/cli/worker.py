@@ -1,0 +1,87 @@
+"""`python -m app worker`: run broker-mode jobs on this machine (one per GPU).
+
+Needs BROKER_URL (and the same RESULTS_DIR as the API). Loads the model once with
+the server's `prepare_model`, then takes one job at a time from Redis in a solo pool
+(no fork after CUDA was initialised). Start one worker per GPU (`DEVICE=cuda`,
+`CUDA_VISIBLE_DEVICES=<n>`) or one per CPU machine.
+
+Readiness: the worker creates WORKER_READY_FILE once its model is loaded and removes
+it when it stops (`test -f` is its readiness probe), and refreshes a
+`sam:worker:<host:pid>` key in Redis every 10 s (the API's `workers seen`).
+Exit status: 0 after a normal stop, 1 when the model could not be prepared, 2
+without BROKER_URL.
+"""
+
+import argparse
+import asyncio
+import sys
+import threading
+
+from app.core.config import get_settings
+from app.core.errors import ServiceError
+from app.core.logging import get_logger, setup_logger
+
+log = get_logger(__name__)
+_HEARTBEAT_S = 10
+
+
+def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
+    verbs.add_parser(name, help="run broker-mode jobs (needs BROKER_URL)", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    setup_logger(settings.LOG_LEVEL, settings.LOG_FORMAT)
+    if not settings.BROKER_URL:
+        print("python -m app worker needs BROKER_URL=redis://host:port/db", file=sys.stderr)
+        return 2
+    # Imported here: torch takes seconds to import, and --help should not wait.
+    from app.services.identity import worker_name
+    from app.services.jobs import task
+    from app.services.jobs.broker import WORKER_KEY, redis_client
+    from app.services.jobs.celery_app import QUEUE, TASK, make_celery
+    from app.services.jobs.redis_store import RedisJobStore
+    from app.services.model.bootstrap import prepare_model
+
+    try:
+        manager = asyncio.run(prepare_model(settings))
+    except ServiceError as exc:
+        log.error("worker_startup_failed", error_code=exc.code, message=exc.message, **exc.details)
+        return 1
+    client = redis_client(settings)
+    task.configure(task.WorkerRuntime(settings, manager, RedisJobStore(client, settings.results_ttl_s),
+                                      client))
+    celery = make_celery(settings)
+    celery.task(name=TASK, ignore_result=True)(task.execute)
+    name = worker_name()
+    stop = threading.Event()
+    threading.Thread(target=_heartbeat, args=(client, WORKER_KEY + name, stop), daemon=True).start()
+    if settings.WORKER_METRICS_PORT:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.WORKER_METRICS_PORT)
+    settings.WORKER_READY_FILE.touch()
+    log.info("worker_ready", worker=name, model_type=manager.model_type, device=manager.device,
+             queue=QUEUE, visibility_timeout_s=settings.visibility_timeout_s)
+    try:
+        celery.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--hostname={name}",
+                            "--without-gossip", "--without-mingle", "-Q", QUEUE,
+                            f"--loglevel={settings.LOG_LEVEL}"])
+    finally:
+        stop.set()
+        settings.WORKER_READY_FILE.unlink(missing_ok=True)
+        try:
+            client.delete(WORKER_KEY + name)
+        except Exception:  # noqa: BLE001 - the broker may be gone at shutdown
+            pass
+    return 0
+
+
+def _heartbeat(client, key: str, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            client.set(key, "1", ex=3 * _HEARTBEAT_S)
+        except Exception as exc:  # noqa: BLE001 - keep beating once the broker is back
+            log.warning("worker_heartbeat_failed", error=str(exc))
+        stop.wait(_HEARTBEAT_S)

@@ -1,0 +1,130 @@
+"""Broker mode (BROKER_URL set): this process is a thin front; Celery workers run jobs.
+
+POST /jobs and POST /segment record the job in Redis, then enqueue a Celery task
+carrying the JobRequest (JSON, the image as base64). /segment then waits for the
+record to reach a final status. The queue and the records live in Redis, so an API
+restart loses nothing; any API replica can answer for any job.
+"""
+
+import asyncio
+import math
+import time
+
+import redis
+
+from app.core.config import Settings
+from app.core.errors import (BrokerUnavailable, ClientDisconnected, JobFailed, NotFound,
+                             SegmentationTimeout, ServerBusy)
+from app.core.logging import get_logger
+from app.schemas import JobRequest, SegmentResponse
+from app.schemas.jobs import JobRecord
+from app.services.jobs.celery_app import CONNECT_TIMEOUT_S, QUEUE, SOCKET_TIMEOUT_S, TASK, make_celery
+from app.services.jobs.redis_store import RedisJobStore, broker_errors
+from app.services.jobs.store import now
+from app.services.metrics import set_broker_state
+from app.services.results.retention import results_writable
+
+log = get_logger(__name__)
+WORKER_KEY = "sam:worker:"  # + host:pid, refreshed by each live worker (app.cli.worker)
+MEAN_JOB_KEY = "sam:mean_job_s"
+_POLL_S = 0.05  # how often a waiting /segment reads its job record (a Redis GET)
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.BROKER_URL, socket_timeout=SOCKET_TIMEOUT_S,
+                                socket_connect_timeout=CONNECT_TIMEOUT_S)
+
+
+class BrokerJobs:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = redis_client(settings)
+        self.store = RedisJobStore(self.redis, settings.results_ttl_s)
+        self.celery = make_celery(settings)
+
+    def state(self) -> dict[str, int]:
+        """Queue depth and live workers, read from Redis (BrokerUnavailable if it is gone)."""
+        try:
+            depth = int(self.redis.llen(QUEUE))
+            workers = sum(1 for _ in self.redis.scan_iter(WORKER_KEY + "*", count=1000))
+        except redis.RedisError as exc:
+            raise broker_errors(exc) from exc
+        return {"queue_depth": depth, "workers": workers}
+
+    async def readiness(self) -> tuple[bool, dict]:
+        """Ready when the broker answers and the results storage is writable (the
+        model lives in the workers, which have their own readiness)."""
+        try:
+            state = await asyncio.to_thread(self.state)
+        except BrokerUnavailable:
+            state = {"queue_depth": None, "workers": None}
+        writable = await results_writable(self.settings)
+        reachable = state["queue_depth"] is not None
+        return reachable and writable, {"mode": "broker", "broker_reachable": reachable,
+                                        "results_writable": writable, **state}
+
+    def refresh_gauges(self) -> None:
+        try:
+            state = self.state()
+        except BrokerUnavailable:
+            return
+        set_broker_state(state["queue_depth"], state["workers"])
+
+    async def submit(self, request: JobRequest) -> JobRecord:
+        return await asyncio.to_thread(self._submit, request)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return self.store.get(job_id)
+
+    async def cancel(self, job_id: str) -> JobRecord | None:
+        """A queued job is skipped by the worker that takes it; a running one stops at
+        its next phase boundary and removes what it wrote."""
+        return await asyncio.to_thread(self.store.finish, job_id, status="cancelled")
+
+    async def segment(self, request: JobRequest, is_disconnected) -> SegmentResponse:
+        """POST /segment: enqueue, then wait up to JOB_TIMEOUT_S for the answer."""
+        record = await self.submit(request)
+        deadline = time.monotonic() + self.settings.JOB_TIMEOUT_S
+        while not record.final:
+            if time.monotonic() > deadline:
+                await self.cancel(request.job_id)
+                raise SegmentationTimeout(
+                    f"The job ran longer than JOB_TIMEOUT_S={self.settings.JOB_TIMEOUT_S:g}s "
+                    "and was abandoned", {"timeout_s": self.settings.JOB_TIMEOUT_S})
+            if is_disconnected is not None and await is_disconnected():
+                await self.cancel(request.job_id)
+                raise ClientDisconnected("The client disconnected while its job was queued")
+            await asyncio.sleep(_POLL_S)
+            record = await asyncio.to_thread(self.store.get, request.job_id)
+            if record is None:
+                raise NotFound("The job record expired", {"job_id": request.job_id})
+        if record.result is not None:
+            return record.result
+        error = record.error
+        raise JobFailed(error.error_code, record.error_status or 500, error.message, error.details)
+
+    def _submit(self, request: JobRequest) -> JobRecord:
+        state = self.state()
+        if state["queue_depth"] >= self.settings.MAX_QUEUED_JOBS:
+            raise ServerBusy("The job queue is full", self._retry_after_s(state),
+                             queued=state["queue_depth"], workers=state["workers"])
+        record = JobRecord(job_id=request.job_id, status="queued", created_at=now())
+        self.store.create(record)
+        try:
+            self.celery.send_task(TASK, args=[request.model_dump_json(),
+                                              record.created_at.isoformat()],
+                                  task_id=request.job_id, queue=QUEUE, retry=True)
+        except Exception as exc:  # noqa: BLE001 - kombu raises many kinds; all mean "not queued"
+            error = broker_errors(exc)
+            self.store.finish(record.job_id, status="failed", error=error.envelope(),
+                              error_status=error.status)
+            raise error from exc
+        log.info("job_enqueued", job_id=request.job_id, queue_depth=state["queue_depth"] + 1)
+        return record
+
+    def _retry_after_s(self, state: dict[str, int]) -> int:
+        try:
+            mean = float(self.redis.get(MEAN_JOB_KEY) or 30)
+        except (redis.RedisError, ValueError):
+            mean = 30.0
+        return max(1, math.ceil(state["queue_depth"] * mean / max(state["workers"], 1)))

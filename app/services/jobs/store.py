@@ -1,0 +1,106 @@
+"""Job records: one owner for how they are created, changed and expired.
+
+`DiskJobStore` (embedded mode) keeps one JSON file per job, replaced atomically;
+`RedisJobStore` (broker mode, `redis_store`) one Redis key per job. Both refuse to
+change a record once it is final (succeeded, failed, cancelled), so a late progress
+report or a worker that finishes after a cancel cannot bring a job back.
+"""
+
+import json
+import os
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from app.schemas.jobs import FINAL_STATUSES, JobRecord
+
+Change = Callable[[JobRecord], dict]  # the record -> the fields to change (empty: none)
+# Job records expire with the results; when results are kept forever, after this long.
+DEFAULT_RECORD_TTL_S = 7 * 24 * 3600
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class JobStore(ABC):
+    @abstractmethod
+    def create(self, record: JobRecord) -> None: ...
+
+    @abstractmethod
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    @abstractmethod
+    def update(self, job_id: str, change: Change) -> JobRecord | None:
+        """Apply `change` atomically unless the record is final; the record after it."""
+
+    def finish(self, job_id: str, **fields) -> JobRecord | None:
+        """Move a job to a final status (unless it already has one) with `fields`."""
+        return self.update(job_id, lambda r: {"finished_at": now(), **fields})
+
+
+class DiskJobStore(JobStore):
+    """`<dir>/<job_id>.json`, written to a temporary file and renamed into place."""
+
+    def __init__(self, folder: Path, ttl_s: float | None) -> None:
+        self.folder, self.ttl_s = folder, ttl_s or DEFAULT_RECORD_TTL_S
+        self._lock = threading.Lock()  # progress comes from worker threads
+
+    def create(self, record: JobRecord) -> None:
+        with self._lock:
+            self._write(record)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        path = self.folder / f"{job_id}.json"
+        try:
+            return JobRecord.model_validate_json(path.read_bytes())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def update(self, job_id: str, change: Change) -> JobRecord | None:
+        with self._lock:
+            record = self.get(job_id)
+            if record is None or record.final:
+                return record
+            fields = change(record)
+            if not fields:
+                return record
+            record = JobRecord.model_validate({**record.model_dump(), **fields})
+            self._write(record)
+            return record
+
+    def mark_interrupted(self, error: dict, status: int) -> int:
+        """At start-up: jobs left queued or running by a previous process failed."""
+        count = 0
+        for path in self._paths():
+            record = self.get(path.stem)
+            if record is not None and not record.final:
+                self.finish(record.job_id, status="failed", error=error, error_status=status)
+                count += 1
+        return count
+
+    def expire(self) -> int:
+        """Remove final records older than the results' time to live."""
+        cutoff, removed = time.time() - self.ttl_s, 0
+        for path in self._paths():
+            try:
+                if path.stat().st_mtime < cutoff and json.loads(path.read_bytes()).get(
+                        "status") in FINAL_STATUSES:
+                    path.unlink()
+                    removed += 1
+            except (OSError, ValueError):
+                continue
+        return removed
+
+    def _paths(self) -> list[Path]:
+        return list(self.folder.glob("*.json")) if self.folder.is_dir() else []
+
+    def _write(self, record: JobRecord) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{record.job_id}.json"
+        tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
+        tmp.write_text(record.model_dump_json())
+        os.replace(tmp, path)

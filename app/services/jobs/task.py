@@ -1,0 +1,100 @@
+"""The worker's side of broker mode: run one delivered job and record its outcome.
+
+A delivery is idempotent: a job already final (cancelled while queued, or finished
+by a worker that died before acknowledging) is skipped; a job whose earlier worker
+died is run again and its folder name (from the job's `created_at`) is the same, so
+the re-run replaces what was left and a job never ends up with two folders.
+"""
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis
+
+from app.core.config import Settings
+from app.core.errors import SegmentationTimeout, ServiceError
+from app.core.logging import bind_job, get_logger
+from app.schemas import JobRequest
+from app.services.identity import worker_name
+from app.services.job_queue import JobAbandoned
+from app.services.jobs.broker import MEAN_JOB_KEY
+from app.services.jobs.embedded import failure
+from app.services.jobs.redis_store import RedisJobStore
+from app.services.jobs.tracking import start_fields, tracker
+from app.services.metrics import observe_job
+from app.services.model.manager import ModelManager
+from app.services.pipeline import JobResult, discard_result, run_job
+from app.services.results.answer import segment_response
+
+log = get_logger(__name__)
+
+
+@dataclass
+class WorkerRuntime:
+    """What a worker process holds for its whole life (set once at start)."""
+
+    settings: Settings
+    manager: ModelManager
+    store: RedisJobStore
+    redis: redis.Redis
+
+
+_runtime: WorkerRuntime | None = None
+
+
+def configure(runtime: WorkerRuntime) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def execute(request_json: str, created_at: str) -> None:
+    """The Celery task body: never raises, so the delivery is acknowledged once the
+    job's outcome is recorded."""
+    rt = _runtime
+    request = JobRequest.model_validate_json(request_json)
+    bind_job(request.job_id)
+    record = rt.store.get(request.job_id)
+    if record is None or record.final:
+        log.info("job_skipped", status=None if record is None else record.status)
+        return
+    me = worker_name()
+    rt.store.update(request.job_id, lambda r: start_fields(me))
+    log.info("job_started", worker=me, redelivered=record.status == "running")
+    cancel = threading.Event()
+    timer = threading.Timer(rt.settings.JOB_TIMEOUT_S, cancel.set)
+    timer.start()
+    result: JobResult | None = None
+    began = time.monotonic()
+    try:
+        result = run_job(request, rt.manager, rt.settings, tracker(rt.store, request.job_id, me, cancel),
+                         cancel, created=datetime.fromisoformat(created_at))
+        fields = {"status": "succeeded", "result": segment_response(result)}
+    except JobAbandoned:
+        fields = failure(SegmentationTimeout(
+            f"The job ran longer than JOB_TIMEOUT_S={rt.settings.JOB_TIMEOUT_S:g}s and was "
+            "abandoned", {"timeout_s": rt.settings.JOB_TIMEOUT_S}))
+    except ServiceError as exc:
+        fields = failure(exc)
+    except Exception as exc:  # noqa: BLE001 - a job must never vanish without a status
+        log.exception("job_crashed")
+        fields = failure(ServiceError(f"The job failed unexpectedly: {exc}"))
+    finally:
+        timer.cancel()
+    final = rt.store.finish(request.job_id, **fields)
+    if result is not None and (final is None or final.status != "succeeded"):
+        discard_result(rt.settings, result)  # cancelled while it was being written
+    if final is not None:
+        observe_job(final)
+        log.info("job_finished", status=final.status)
+    _update_mean(rt.redis, time.monotonic() - began)
+
+
+def _update_mean(client: redis.Redis, seconds: float) -> None:
+    """A moving average of job run time, for the front's Retry-After."""
+    try:
+        mean = float(client.get(MEAN_JOB_KEY) or seconds)
+        client.set(MEAN_JOB_KEY, round(0.7 * mean + 0.3 * seconds, 2))
+    except (redis.RedisError, ValueError):
+        pass

@@ -1,0 +1,122 @@
+"""Result folders in a local directory: written under `.tmp-<name>`, renamed on commit."""
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from app.core.errors import StorageError
+from app.services.results import layout
+from app.services.results.storage import FolderInfo, FolderWriter, Storage
+
+_CHUNK = 256 * 1024
+
+
+@contextmanager
+def storage_errors(where: str) -> Iterator[None]:
+    """OSError while writing becomes StorageError naming the results location."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(f"Could not write results to {where}: {exc}",
+                           {"results_dir": where, "reason": str(exc)}) from exc
+
+
+class _LocalWriter(FolderWriter):
+    def __init__(self, root: Path, name: str) -> None:
+        self.root, self.final = root, root / name
+        self.tmp = root / (layout.TMP_PREFIX + name)
+        with storage_errors(str(root)):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp.mkdir(parents=True)
+
+    def put(self, file: str, data: bytes) -> None:
+        with storage_errors(str(self.root)):
+            if not data:
+                raise OSError(f"{file} came out empty")
+            path = self.tmp / file
+            path.write_bytes(data)
+            if path.stat().st_size != len(data):
+                raise OSError(f"{file}: {path.stat().st_size} of {len(data)} bytes written")
+
+    def commit(self) -> None:
+        with storage_errors(str(self.root)):
+            if self.final.exists():  # a re-run of the same job replaces the earlier folder
+                shutil.rmtree(self.final)
+            os.rename(self.tmp, self.final)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def begin(self, name: str) -> FolderWriter:
+        return _LocalWriter(self.root, name)
+
+    def folder_location(self, name: str) -> str:
+        # Relative to the results folder's parent, never an absolute server path.
+        return f"{self.root.name}/{name}"
+
+    def complete_folder(self, suffix: str) -> str | None:
+        if not self.root.is_dir():
+            return None
+        matches = [p.name for p in self.root.glob("*" + suffix)
+                   if not p.name.startswith(".") and p.is_dir() and not p.is_symlink()
+                   and (p / layout.METADATA).is_file()]
+        return matches[0] if len(matches) == 1 else None
+
+    def files(self, name: str) -> list[str]:
+        folder = self.root / name
+        return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink())
+
+    def read(self, name: str, file: str) -> tuple[int, Iterator[bytes]]:
+        path = self.root / name / file
+        if not path.is_file() or path.is_symlink():
+            raise FileNotFoundError(file)
+        return path.stat().st_size, _chunks(path)
+
+    def folders(self) -> list[FolderInfo]:
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in self.root.iterdir():
+            if path.name.startswith(".") or not path.is_dir():
+                continue
+            try:
+                size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+                found.append(FolderInfo(path.name, path.stat().st_mtime, size,
+                                        (path / layout.METADATA).is_file()))
+            except OSError:
+                continue  # removed meanwhile
+        return found
+
+    def delete(self, name: str) -> None:
+        shutil.rmtree(self.root / name, ignore_errors=True)
+
+    def writable(self) -> bool:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.root):
+                return True
+        except OSError:
+            return False
+
+    def sweep_temporary(self) -> int:
+        """Remove `.tmp-*` folders a crashed process left behind; returns how many."""
+        if not self.root.is_dir():
+            return 0
+        stale = [p for p in self.root.iterdir() if p.name.startswith(layout.TMP_PREFIX)]
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+        return len(stale)
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            yield chunk

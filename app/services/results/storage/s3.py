@@ -1,0 +1,132 @@
+"""Result folders in an S3-compatible bucket (AWS S3, MinIO, Ceph, R2) through boto3.
+
+Keys are `<prefix>/<folder>/<file>`. An object store has no rename, so every file is
+put first and metadata.json last: its presence is the commit marker. Endpoint and
+credentials come from boto3's standard variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION). Timeouts and retries are bounded, so a
+store that went away fails a job with STORAGE_ERROR instead of hanging it.
+"""
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from app.core.config import S3Location
+from app.core.errors import StorageError
+from app.services.results import layout
+from app.services.results.storage import FolderInfo, FolderWriter, Storage
+
+_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"})
+_CHUNK = 256 * 1024
+
+
+class S3Storage(Storage):
+    def __init__(self, location: S3Location) -> None:
+        self.location = location
+        self.bucket = location.bucket
+        self._prefix = f"{location.prefix}/" if location.prefix else ""
+        self._local = threading.local()  # boto3 clients are thread-safe; sessions are not
+
+    @property
+    def client(self):
+        if not hasattr(self._local, "client"):
+            self._local.client = boto3.session.Session().client("s3", config=_CONFIG)
+        return self._local.client
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"Could not reach the results store {self.location}: {exc}",
+                               {"results_dir": str(self.location), "reason": str(exc)}) from exc
+
+    def key(self, name: str, file: str = "") -> str:
+        return f"{self._prefix}{name}/{file}"
+
+    def begin(self, name: str) -> FolderWriter:
+        self.delete(name, strict=True)  # what an interrupted run of this job left
+        return _S3Writer(self, name)
+
+    def folder_location(self, name: str) -> str:
+        return f"s3://{self.bucket}/{self.key(name)}".rstrip("/")
+
+    def complete_folder(self, suffix: str) -> str | None:
+        matches = [f.name for f in self.folders() if f.complete and f.name.endswith(suffix)]
+        return matches[0] if len(matches) == 1 else None
+
+    def files(self, name: str) -> list[str]:
+        return sorted(obj["Key"].rsplit("/", 1)[1] for obj in self._objects(self.key(name)))
+
+    def read(self, name: str, file: str) -> tuple[int, Iterator[bytes]]:
+        try:
+            with self.errors():
+                answer = self.client.get_object(Bucket=self.bucket, Key=self.key(name, file))
+        except StorageError as exc:
+            if isinstance(exc.__cause__, ClientError) and \
+                    exc.__cause__.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                raise FileNotFoundError(file) from exc
+            raise
+        return answer["ContentLength"], answer["Body"].iter_chunks(_CHUNK)
+
+    def folders(self) -> list[FolderInfo]:
+        grouped: dict[str, list[dict]] = {}
+        for obj in self._objects(self._prefix):
+            name, _, file = obj["Key"][len(self._prefix):].partition("/")
+            if file and not name.startswith("."):
+                grouped.setdefault(name, []).append(obj)
+        return [FolderInfo(name, max(o["LastModified"].timestamp() for o in objs),
+                           sum(o["Size"] for o in objs),
+                           any(o["Key"].endswith("/" + layout.METADATA) for o in objs))
+                for name, objs in grouped.items()]
+
+    def delete(self, name: str, strict: bool = False) -> None:
+        try:
+            keys = [{"Key": o["Key"]} for o in self._objects(self.key(name))]
+            with self.errors():
+                for start in range(0, len(keys), 1000):
+                    self.client.delete_objects(Bucket=self.bucket,
+                                               Delete={"Objects": keys[start:start + 1000]})
+        except StorageError:
+            if strict:
+                raise
+
+    def writable(self) -> bool:
+        probe = f"{self._prefix}.probe-{uuid.uuid4()}"
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"ok")
+            self.client.delete_object(Bucket=self.bucket, Key=probe)
+            return True
+        except (BotoCoreError, ClientError):
+            return False
+
+    def _objects(self, prefix: str) -> list[dict]:
+        with self.errors():
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix)
+            return [obj for page in pages for obj in page.get("Contents", [])]
+
+
+class _S3Writer(FolderWriter):
+    def __init__(self, storage: S3Storage, name: str) -> None:
+        self.storage, self.name = storage, name
+        self.started = time.time()
+
+    def put(self, file: str, data: bytes) -> None:
+        if not data:
+            raise StorageError(f"{file} came out empty", {"reason": f"{file} came out empty"})
+        with self.storage.errors():
+            self.storage.client.put_object(Bucket=self.storage.bucket,
+                                           Key=self.storage.key(self.name, file), Body=data)
+
+    def commit(self) -> None:
+        pass  # metadata.json, put last, is the commit marker
+
+    def abort(self) -> None:
+        self.storage.delete(self.name)

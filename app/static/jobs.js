@@ -1,0 +1,59 @@
+// The async job API from the web page: submit with POST /jobs, follow GET /jobs/{id}
+// until the job ends, and show its phase and share of point batches on a progress bar.
+// app.js calls `runJob(formData, headers)`, which settles like fetch() + json():
+// `{ response, body }`, where body is the /segment answer or the error envelope.
+"use strict";
+
+const JOB_POLL_MS = 400;
+const PHASES = {
+  queued: "Queued, waiting for a free slot",
+  received: "Starting",
+  preprocessed: "Reading the image",
+  model_loaded: "Loading the model",
+  masks_generated: "Generating masks",
+  objects_saved: "Saving the objects",
+  completed: "Done",
+};
+
+function showJobProgress(state) {
+  const bar = document.getElementById("job-progress");
+  const label = document.getElementById("job-phase");
+  if (!bar || !label) return;
+  bar.hidden = label.hidden = !state;
+  if (!state) return;
+  const progress = state.progress || {};
+  const phase = state.status === "queued" ? "queued" : (progress.phase || "received");
+  const share = progress.batches_done;
+  // The bar: the phases before generation take little; generation fills most of it.
+  const order = ["queued", "received", "preprocessed", "model_loaded", "masks_generated", "objects_saved", "completed"];
+  const base = Math.max(0, order.indexOf(phase)) / (order.length - 1) * 0.3;
+  bar.value = phase === "completed" ? 1 : phase === "masks_generated" && share != null ? 0.1 + 0.85 * share
+    : phase === "objects_saved" ? 0.95 : base;
+  label.textContent = PHASES[phase] || phase;
+  if (phase === "masks_generated" && share != null) {
+    label.textContent += ` · ${Math.round(share * 100)}% of point batches done`;
+  }
+}
+
+async function runJob(data, headers) {
+  const accepted = await fetch("/jobs", { method: "POST", body: data, headers });
+  const acceptedBody = await accepted.json().catch(() => null);
+  if (accepted.status !== 202 || !acceptedBody) return { response: accepted, body: acceptedBody };
+  showJobProgress({ status: "queued" });
+  try {
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
+      const response = await fetch(acceptedBody.status_url, { headers });
+      const state = await response.json().catch(() => null);
+      if (!response.ok || !state) return { response, body: state };
+      showJobProgress(state);
+      if (state.status === "succeeded") return { response, body: state.result };
+      if (state.status === "failed" || state.status === "cancelled") {
+        const error = state.error || { success: false, error_code: "JOB_CANCELLED", message: "The job was cancelled", details: {} };
+        return { response: { ok: false, status: 0, headers: new Headers() }, body: error };
+      }
+    }
+  } finally {
+    showJobProgress(null);
+  }
+}

@@ -1,0 +1,31 @@
+"""A small client of the async job API for tests: submit, poll, wait."""
+
+import time
+
+import requests
+
+from tests.conftest import PERMISSIVE
+
+FINAL = {"succeeded", "failed", "cancelled"}
+
+
+def submit(url: str, data: bytes, headers: dict | None = None, **fields: str) -> requests.Response:
+    return requests.post(url + "/jobs", files={"image": ("upload.png", data)},
+                         data={**PERMISSIVE, **fields}, timeout=30, headers=headers)
+
+
+def job(url: str, job_id: str, headers: dict | None = None) -> dict:
+    response = requests.get(f"{url}/jobs/{job_id}", timeout=10, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_for(url: str, job_id: str, statuses=FINAL, timeout: float = 120) -> dict:
+    """Poll until the job's status is one of `statuses` (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = job(url, job_id)
+        if state["status"] in statuses:
+            return state
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} still {state['status']} after {timeout}s: {state}")

@@ -1,0 +1,114 @@
+"""Broker mode end to end: real redis-server, real `python -m app worker` processes on
+sam_tiny, real uvicorn fronts (tests/scale/conftest.py)."""
+
+import os
+import signal
+import time
+
+import requests
+
+from tests.images import image_bytes
+from tests.job_client import job, submit, wait_for
+from tests.reliability.helpers import assert_envelope, leftovers, post_image
+from tests.scale.conftest import FAST_REDELIVERY
+
+SLOW = {"points_per_side": "40"}
+BIG = image_bytes("PNG", 320, 240)
+
+
+def test_segment_answers_the_same_body_and_the_front_loads_no_model(cluster):
+    api = cluster.api()
+    cluster.worker()
+    assert requests.get(api.url + "/health", timeout=5).json() == {
+        "status": "ok", "model_loaded": False, "mode": "broker"}
+    response = post_image(api.url, image_bytes())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["success"] is True and body["objects_count"] >= 1
+    assert body["output_dir"].startswith("results/")
+    metadata = requests.get(api.url + body["urls"]["metadata"], timeout=10).json()
+    assert metadata["worker"].endswith(f":{cluster.workers[0].pid}")
+    ready = requests.get(api.url + "/health/ready", timeout=10).json()
+    assert ready["mode"] == "broker" and ready["broker_reachable"] and ready["workers"] == 1
+    metrics = requests.get(api.url + "/metrics", timeout=10).text
+    assert "segmentation_queue_depth 0.0" in metrics and "segmentation_workers_seen 1.0" in metrics
+
+
+def test_two_workers_share_a_burst(cluster):
+    api = cluster.api()
+    cluster.worker(wait=False), cluster.worker(wait=False)
+    for worker in cluster.workers:
+        worker.wait_ready()
+    ids = [submit(api.url, BIG, points_per_side="16").json()["job_id"] for _ in range(6)]
+    states = [wait_for(api.url, job_id, timeout=120) for job_id in ids]
+    assert [s["status"] for s in states] == ["succeeded"] * 6
+    pids = {int(s["worker"].rsplit(":", 1)[1]) for s in states}
+    assert pids == {w.pid for w in cluster.workers}
+
+
+def test_a_killed_workers_job_completes_on_the_other_with_one_folder(cluster, s3):
+    env = {**FAST_REDELIVERY, "RESULTS_DIR": f"s3://{s3.BUCKET}/team"}
+    api = cluster.api(**env)
+    cluster.worker(wait=False, **env), cluster.worker(wait=False, **env)
+    for worker in cluster.workers:
+        worker.wait_ready()
+    job_id = submit(api.url, BIG, **SLOW).json()["job_id"]
+    first = wait_for(api.url, job_id, {"running"}, timeout=30)["worker"]
+    time.sleep(0.5)  # mid-job
+    os.kill(int(first.rsplit(":", 1)[1]), signal.SIGKILL)
+    state = wait_for(api.url, job_id, timeout=90)
+    assert state["status"] == "succeeded", state
+    assert state["worker"] != first
+    folder = state["result"]["output_dir"].rsplit("/", 1)[1]
+    keys = s3.keys()
+    assert {k.split("/")[1] for k in keys} == {folder}
+    assert len(keys) == 3 + 2 * state["result"]["objects_count"]
+
+
+def test_jobs_queued_across_an_api_restart_complete(cluster):
+    api = cluster.api()
+    ids = [submit(api.url, image_bytes()).json()["job_id"] for _ in range(3)]
+    api.stop()
+    again = cluster.api()
+    assert {job(again.url, job_id)["status"] for job_id in ids} == {"queued"}
+    cluster.worker()
+    assert [wait_for(again.url, i, timeout=60)["status"] for i in ids] == ["succeeded"] * 3
+
+
+def test_cancel_a_queued_and_a_running_job(cluster):
+    api = cluster.api()
+    cluster.worker()
+    running = submit(api.url, BIG, **SLOW).json()["job_id"]
+    queued = submit(api.url, image_bytes()).json()["job_id"]
+    wait_for(api.url, running, {"running"}, timeout=30)
+    assert requests.delete(f"{api.url}/jobs/{queued}", timeout=10).json()["status"] == "cancelled"
+    assert requests.delete(f"{api.url}/jobs/{running}", timeout=10).json()["status"] == "cancelled"
+    follow = submit(api.url, image_bytes()).json()["job_id"]
+    assert wait_for(api.url, follow, timeout=60)["status"] == "succeeded"
+    assert job(api.url, queued)["started_at"] is None  # skipped by the worker, never run
+    assert job(api.url, running)["status"] == "cancelled"
+    folders = [p.name for p in cluster.results_dir.iterdir() if not p.name.startswith(".")]
+    assert len(folders) == 1 and folders[0].endswith(follow)
+    assert leftovers(cluster.results_dir) == []
+
+
+def test_a_full_queue_answers_server_busy_from_the_broker(cluster):
+    api = cluster.api(MAX_QUEUED_JOBS="2")
+    for _ in range(2):
+        assert submit(api.url, image_bytes()).status_code == 202
+    refused = submit(api.url, image_bytes())
+    body = assert_envelope(refused, 503, "SERVER_BUSY")
+    assert int(refused.headers["Retry-After"]) >= 1 and body["details"]["queued"] == 2
+
+
+def test_broker_gone_answers_a_clear_503_without_hanging(cluster):
+    api = cluster.api()
+    accepted = submit(api.url, image_bytes()).json()["job_id"]
+    cluster.redis.stop()
+    started = time.monotonic()
+    assert_envelope(submit(api.url, image_bytes()), 503, "BROKER_UNAVAILABLE")
+    assert_envelope(post_image(api.url, image_bytes()), 503, "BROKER_UNAVAILABLE")
+    assert_envelope(requests.get(f"{api.url}/jobs/{accepted}", timeout=30), 503, "BROKER_UNAVAILABLE")
+    ready = assert_envelope(requests.get(api.url + "/health/ready", timeout=30), 503, "NOT_READY")
+    assert ready["details"]["broker_reachable"] is False
+    assert time.monotonic() - started < 30
