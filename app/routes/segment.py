@@ -11,15 +11,20 @@ from app.routes.upload_limit import read_image_upload
 from app.schemas import (ErrorResponse, GenerationParams, JobRequest, ResultFiles, ResultUrls,
                          SegmentResponse)
 from app.services.pipeline import JobResult, segment_image
+from app.services.prompt_check import check_prompts
 from app.services.results import layout
 
 router = APIRouter()
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 422, 500, 502, 503, 504, 507)}
 
 
-_FORM_FIELDS = {"image", *GenerationParams.model_fields}
+_FORM_FIELDS = {"image", "prompts", *GenerationParams.model_fields}
 _WHY_NOT = {"points_per_batch": "not a request parameter: prompts are decoded in batches "
                                 "of the server's DECODE_BATCH_SIZE"}
+
+PROMPTS_HELP = ('JSON list of prompts, one object each: [{"points": [[x, y]], "labels": [1], '
+                '"box": [x0, y0, x1, y1]}] in image pixels after EXIF orientation; '
+                'labels 1 = on the object, 0 = not on it (default all 1)')
 
 
 async def _only_known_fields(request: Request) -> None:
@@ -39,10 +44,13 @@ async def segment(
     manager: ManagerDep,
     settings: SettingsDep,
     jobs: JobsDep,
+    prompts: Annotated[str | None, Form(description=PROMPTS_HELP)] = None,
 ) -> SegmentResponse:
-    """Find every object in the image, cut each one out, and save the results."""
-    job = JobRequest(image=await read_image_upload(image, settings.max_image_bytes),
-                     file_name=client_file_name(image.filename), params=params)
+    """Find every object in the image (or, with `prompts`, the objects pointed at),
+    cut each one out, and save the results."""
+    data = await read_image_upload(image, settings.max_image_bytes)
+    job = JobRequest(image=data, file_name=client_file_name(image.filename), params=params,
+                     prompts=check_prompts(prompts, data, settings))
     result = await segment_image(job, manager, settings, jobs, request.is_disconnected)
     return segment_response(result)
 
