@@ -42,8 +42,8 @@ dropzone.addEventListener("drop", (event) => {
 });
 
 form.addEventListener("submit", (event) => { event.preventDefault(); segment({}); });
-
-// Segment everything, or only what `extra.prompts` points at (prompts.js).
+// Segment everything, or only what `extra.prompts` points at (prompts.js calls window.segment).
+window.segment = segment;
 async function segment(extra) {
   $("error").hidden = true;
   if (!chosenFile) return showError("No image chosen", "Pick an image file or drop one on the box first.");
@@ -67,7 +67,6 @@ async function segment(extra) {
     setBusy(false);
   }
 }
-window.segment = segment;
 
 let busyTimer = null;
 function setBusy(busy) {
