@@ -20,6 +20,7 @@ from rich.table import Table
 from app.core.config import Settings
 from app.core.errors import ServiceError
 from app.core.logging import setup_logger
+from app.cli.prompt_options import PromptSource, add_prompt_options
 from app.schemas import GenerationParams, JobRequest
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
         params.add_argument("--" + field.replace("_", "-"), dest=field, default=None,
                             type=float if float in _types(info.annotation) else int,
                             help=info.description)
+    add_prompt_options(parser)
     parser.add_argument("--verbose", action="store_true", help="print the structured log lines too")
 
 
@@ -68,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         console.print(f"[red]Invalid generator parameters:[/red] {exc}")
         return 2
+    try:
+        prompts = PromptSource(args)
+    except ValueError as exc:
+        console.print(f"[red]Invalid prompts:[/red] {exc}")
+        return 2
     overrides = {field: getattr(args, field) for field in _SETTING_OPTIONS.values()
                  if getattr(args, field, None) is not None}
     settings = Settings(**overrides, RESULTS_DIR=args.out)
@@ -76,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         console.print("[red]No images found in[/red] " + " ".join(map(str, args.paths)))
         return 2
     try:
-        outcomes = asyncio.run(_segment_all(images, params, settings, console))
+        outcomes = asyncio.run(_segment_all(images, params, prompts, settings, console))
     except ServiceError as exc:  # the model could not be prepared: nothing ran
         console.print(f"[red]{exc.code}:[/red] {exc.message}")
         for remedy in exc.details.get("remedies", []):
@@ -97,8 +104,8 @@ def find_images(paths: list[Path]) -> list[Path]:
     return found
 
 
-async def _segment_all(images: list[Path], params: GenerationParams, settings: Settings,
-                       console: Console) -> list[Outcome]:
+async def _segment_all(images: list[Path], params: GenerationParams, prompts: PromptSource,
+                       settings: Settings, console: Console) -> list[Outcome]:
     # Imported here: torch takes seconds to import, and --help or a usage error should not wait.
     from app.services.model.bootstrap import prepare_model
 
@@ -109,23 +116,29 @@ async def _segment_all(images: list[Path], params: GenerationParams, settings: S
         task = progress.add_task("Segmenting", total=len(images))
         for image in images:
             progress.update(task, description=f"Segmenting {image.name}")
-            outcomes.append(await _segment_one(image, params, manager, settings))
+            outcomes.append(await _segment_one(image, params, prompts, manager, settings))
             progress.advance(task)
     return outcomes
 
 
-async def _segment_one(image: Path, params: GenerationParams, manager: "ModelManager",
-                       settings: Settings) -> Outcome:
+async def _segment_one(image: Path, params: GenerationParams, prompts: PromptSource,
+                       manager: "ModelManager", settings: Settings) -> Outcome:
     from app.services.pipeline import segment_image
+    from app.services.prompt_check import check_prompts
 
     try:
         data = await asyncio.to_thread(image.read_bytes)
-        result = await segment_image(JobRequest(image=data, file_name=image.name, params=params),
-                                     manager, settings)
+        job = JobRequest(image=data, file_name=image.name, params=params,
+                         prompts=check_prompts(prompts.for_image(image), data, settings))
+        result = await segment_image(job, manager, settings)
+    except KeyError:
+        return Outcome(image, error="not listed in the --prompts file")
     except OSError as exc:
         return Outcome(image, error=f"cannot read: {exc.strerror or exc}")
     except ServiceError as exc:
-        reason = exc.details.get("reason")
+        reason = exc.details.get("reason") or "; ".join(
+            f"prompt {e['prompt_index']}: {e['message']}" if "prompt_index" in e else e["message"]
+            for e in exc.details.get("errors", []))
         return Outcome(image, error=f"{exc.code}{f' ({reason})' if reason else ''}: {exc.message}")
     return Outcome(image, objects=len(result.metadata.objects),
                    seconds=result.metadata.timings_ms.completed / 1000,

@@ -10,14 +10,19 @@ from app.core.errors import InvalidRequest
 from app.routes.deps import JobsDep, RequireApiKey, SettingsDep
 from app.routes.upload_limit import read_image_upload
 from app.schemas import ErrorResponse, GenerationParams, JobRequest, SegmentResponse
+from app.services.prompt_check import check_prompts
 
 router = APIRouter()
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 422, 500, 502, 503, 504, 507)}
 
 
-_FORM_FIELDS = {"image", *GenerationParams.model_fields}
+_FORM_FIELDS = {"image", "prompts", *GenerationParams.model_fields}
 _WHY_NOT = {"points_per_batch": "not a request parameter: prompts are decoded in batches "
                                 "of the server's DECODE_BATCH_SIZE"}
+
+PROMPTS_HELP = ('JSON list of prompts, one object each: [{"points": [[x, y]], "labels": [1], '
+                '"box": [x0, y0, x1, y1]}] in image pixels after EXIF orientation; '
+                'labels 1 = on the object, 0 = not on it (default all 1)')
 
 
 async def _only_known_fields(request: Request) -> None:
@@ -33,10 +38,13 @@ async def segment_form(
     params: Annotated[GenerationParams, Form()],
     settings: SettingsDep,
     _known: Annotated[None, Depends(_only_known_fields)],
+    prompts: Annotated[str | None, Form(description=PROMPTS_HELP)] = None,
 ) -> JobRequest:
-    """The job a segmentation form describes (POST /segment and POST /jobs alike)."""
-    return JobRequest(image=await read_image_upload(image, settings.max_image_bytes),
-                      file_name=client_file_name(image.filename), params=params)
+    """The job a segmentation form describes (POST /segment and POST /jobs alike):
+    every object in the image, or with `prompts` the objects pointed at."""
+    data = await read_image_upload(image, settings.max_image_bytes)
+    return JobRequest(image=data, file_name=client_file_name(image.filename), params=params,
+                      prompts=check_prompts(prompts, data, settings))
 
 
 SegmentForm = Annotated[JobRequest, Depends(segment_form)]
@@ -45,7 +53,7 @@ SegmentForm = Annotated[JobRequest, Depends(segment_form)]
 @router.post("/segment", response_model=SegmentResponse, responses=_ERRORS,
              dependencies=[RequireApiKey])
 async def segment(request: Request, job: SegmentForm, jobs: JobsDep) -> SegmentResponse:
-    """Find every object in the image, cut each one out, and save the results."""
+    """Cut out every object in the image (or the ones `prompts` point at) and save them."""
     return await jobs.segment(job, request.is_disconnected)
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from app.schemas.params import AppliedParameters
+from app.schemas.prompts import Prompt
 
 
 class ImageInfo(BaseModel):
@@ -48,9 +49,11 @@ class SavedObject(BaseModel):
     polygons: list[list[int]] = Field(description="Outer contours, COCO polygon form")
     mask_file: str
     object_file: str
+    prompt: Prompt | None = Field(None, description="The prompt that asked for it (prompted jobs)")
+    prompt_index: int | None = Field(None, description="Its prompt's index in the request")
 
 
-SkipReason = Literal["smaller_than_min_object_pixels", "max_objects", "file_missing_or_empty"]
+SkipReason = Literal["smaller_than_min_object_pixels", "empty_mask", "max_objects", "file_missing_or_empty"]
 
 
 class SkippedMask(BaseModel):
@@ -60,6 +63,7 @@ class SkippedMask(BaseModel):
     reason: SkipReason
     index: int | None = Field(None, description="Its index, when it was being written")
     truncated_to: int | None = Field(None, description="MAX_OBJECTS, for reason max_objects")
+    prompt_index: int | None = Field(None, description="The prompt it answered (prompted jobs)")
 
 
 class Retry(BaseModel):

@@ -4,6 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.prompts import Prompt
 from app.services.results.layout import new_job_id
 
 
@@ -52,3 +53,4 @@ class JobRequest(BaseModel):
     image: bytes = Field(repr=False)
     file_name: str = "image.png"
     params: GenerationParams = Field(default_factory=GenerationParams)
+    prompts: list[Prompt] | None = Field(None, description="Cut out these objects only (one per prompt)")

@@ -60,6 +60,25 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
     return DecodedImage(rgb=rgb, format=image.format, mode=mode)
 
 
+def oriented_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, read from the header only (no pixels
+    decoded): what prompt coordinates are checked against before a job runs."""
+    if not data:
+        raise InvalidImage("empty", "The uploaded file is empty")
+    try:
+        image = Image.open(BytesIO(data))
+        _check_header(image, max_pixels)
+        orientation = image.getexif().get(0x0112, 1)
+    except InvalidImage:
+        raise
+    except UnidentifiedImageError as exc:
+        raise InvalidImage("not_an_image", "The upload is not a readable image") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImage("truncated", f"The image data is truncated or corrupt: {exc}") from exc
+    width, height = image.size
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
 def _check_header(image: Image.Image, max_pixels: int) -> None:
     if image.format not in ACCEPTED_FORMATS:
         raise InvalidImage("unsupported_format", f"{image.format} images are not accepted",

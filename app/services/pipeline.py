@@ -28,6 +28,7 @@ from app.services.job_queue import JobAbandoned, JobQueue
 from app.services.metrics import jobs_in_flight, observe_phases
 from app.services.model.generation import generate_masks
 from app.services.model.manager import ModelManager
+from app.services.prompted_objects import attach_prompts, select_prompted
 from app.services.results import layout
 from app.services.results.storage import open_storage
 from app.services.results.writer import ResultFolder
@@ -130,17 +131,23 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
     with job.phase("masks_generated"):
         records, retries = generate_masks(
             manager, image.rgb, params.generator_kwargs(), simulate_oom=settings.SIMULATE_CUDA_OOM,
-            on_batch=lambda done, total: job.progress("masks_generated", done / total))
+            on_batch=lambda done, total: job.progress("masks_generated", done / total),
+            prompts=request.prompts)
     log.info("masks_generated", count=len(records), retries=len(retries),
              ms=job.ms["masks_generated"])
     _stop_if_abandoned(cancel)
 
     applied = params.applied(settings.MIN_OBJECT_PIXELS)
-    kept, skipped = select_objects(records, applied, settings.MAX_OBJECTS)
+    if request.prompts is None:
+        kept, skipped = select_objects(records, applied, settings.MAX_OBJECTS)
+    else:
+        kept, skipped = select_prompted(records, applied)
     name = layout.folder_name(job.created, job.id)
     begun = time.perf_counter()
     with job.phase("objects_saved"), ResultFolder(open_storage(settings), name) as folder:
         objects, unwritten = folder.write_objects(image.rgb, kept)
+        if request.prompts is not None:
+            objects = attach_prompts(objects, kept, records, request.prompts)
         metadata = JobMetadata(
             job_id=job.id, created_at=job.created.isoformat(),
             image=ImageInfo(file_name=request.file_name, width=image.width, height=image.height,

@@ -41,8 +41,10 @@ dropzone.addEventListener("drop", (event) => {
   if (event.dataTransfer.files.length) choose(event.dataTransfer.files[0]);
 });
 
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
+form.addEventListener("submit", (event) => { event.preventDefault(); segment({}); });
+// Segment everything, or only what `extra.prompts` points at (prompts.js calls window.segment).
+window.segment = segment;
+async function segment(extra) {
   $("error").hidden = true;
   if (!chosenFile) return showError("No image chosen", "Pick an image file or drop one on the box first.");
   const data = new FormData();
@@ -50,6 +52,7 @@ form.addEventListener("submit", async (event) => {
   for (const field of form.querySelectorAll(".param-grid input[name]")) {
     if (field.value.trim() !== "") data.append(field.name, field.value.trim());
   }
+  for (const [name, value] of Object.entries(extra)) data.append(name, value);
   setBusy(true);
   try {
     const { response, body } = await runJob(data, headers());  // jobs.js: POST /jobs + progress
@@ -62,7 +65,7 @@ form.addEventListener("submit", async (event) => {
   } finally {
     setBusy(false);
   }
-});
+}
 
 let busyTimer = null;
 function setBusy(busy) {

@@ -97,3 +97,18 @@ def test_decompression_bomb_is_refused_from_its_header():
         decode(data, max_pixels=10_000_000)
     assert failure.value.details == {"reason": "too_many_pixels", "width": 20_000,
                                      "height": 20_000, "max_pixels": 10_000_000}
+
+
+def test_oriented_size_reads_exif_rotation_from_the_header():
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    from app.services.image_processor import oriented_size
+
+    buffer = BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 200 x 60, shown rotated a quarter turn
+    Image.fromarray(np.zeros((60, 200, 3), np.uint8)).save(buffer, "JPEG", exif=exif)
+    assert oriented_size(buffer.getvalue(), 10**6) == (60, 200)

@@ -84,6 +84,30 @@ class SamRuntime:
             low_res, iou = self._decode(tokens, *state)
         return low_res[:n].float(), iou[:n].float()
 
+    @torch.inference_mode()
+    def image_embedding(self, image: np.ndarray) -> tuple[Tensor, tuple[int, int]]:
+        """The encoder's embedding of an HWC uint8 RGB image (as `SamPredictor.set_image`)
+        and the resized input size (h, w): what prompted decoding starts from."""
+        resized = self.transform.apply_image(image)
+        x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
+        with self._lock, self._autocast():
+            features = self._encode(self.sam.preprocess(x))
+        return features, (int(x.shape[-2]), int(x.shape[-1]))
+
+    @torch.inference_mode()
+    def predict(self, embedding: Tensor, points: tuple[Tensor, Tensor] | None,
+                boxes: Tensor | None, multimask: bool) -> tuple[Tensor, Tensor]:
+        """Stock prompt encoder (fp32) and mask decoder (runtime precision) for one
+        prompt in input-frame coordinates: low-res logits (1,k,h,w), predicted IoU (1,k)."""
+        with self._lock:
+            sparse, dense = self.sam.prompt_encoder(points=points, boxes=boxes, masks=None)
+            with self._autocast():
+                low_res, iou = self.sam.mask_decoder(
+                    image_embeddings=embedding, image_pe=self.sam.prompt_encoder.get_dense_pe(),
+                    sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                    multimask_output=multimask)
+        return low_res.float(), iou.float()
+
     def warm_up(self) -> float:
         """Compile (or load compiled kernels from the cache) and run both parts once
         on a blank image, so the first request does not pay for it."""

@@ -14,6 +14,7 @@ import torch
 from app.core.errors import ModelLoadFailed, SegmentationFailed
 from app.core.logging import get_logger
 from app.schemas import Retry
+from app.schemas.prompts import Prompt
 from app.services.engine.generator import BatchProgress
 from app.services.engine.records import MaskRecord
 from app.services.model.manager import ModelManager
@@ -23,16 +24,20 @@ log = get_logger(__name__)
 
 def generate_masks(manager: ModelManager, image: np.ndarray, params: dict[str, Any],
                    simulate_oom: bool = False, on_batch: BatchProgress | None = None,
-                   ) -> tuple[list[MaskRecord], list[Retry]]:
-    """The generated masks, and the retries it took. `on_batch(done, total)` follows
+                   prompts: list[Prompt] | None = None) -> tuple[list[MaskRecord], list[Retry]]:
+    """The generated masks, and the retries it took: every object (automatic), or one
+    per prompt, in order, when `prompts` is given. `on_batch(done, total)` follows
     the decoded batches of point prompts."""
     retries: list[Retry] = []
     for attempt in (1, 2):
         try:
-            generator = manager.generator(**params)
+            generator = (manager.generator(**params) if prompts is None
+                         else manager.prompted_generator(**params))
             if simulate_oom and attempt == 1:
                 raise torch.cuda.OutOfMemoryError("simulated CUDA out of memory (SIMULATE_CUDA_OOM=1)")
-            return generator.generate(image, on_batch), retries
+            if prompts is None:
+                return generator.generate(image, on_batch), retries
+            return generator.generate(image, prompts, on_batch), retries
         except ModelLoadFailed:
             raise
         except torch.cuda.OutOfMemoryError as exc:

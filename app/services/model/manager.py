@@ -14,6 +14,7 @@ from app.core.config import Settings
 from app.core.errors import ModelLoadFailed
 from app.core.logging import get_logger
 from app.services.engine.generator import MaskEngine
+from app.services.engine.prompted import PromptedEngine
 from app.services.engine.precision import choose_precision, use_compile_cache
 from app.services.engine.runtime import SamRuntime
 from app.services.model.checkpoint import checkpoint_path
@@ -103,6 +104,10 @@ class ModelManager:
         """A generator over the shared runtime, taking SamAutomaticMaskGenerator's
         arguments; it keeps no per-image state."""
         return MaskEngine(self.runtime(), **params)
+
+    def prompted_generator(self, **params) -> PromptedEngine:
+        """The prompted generator (one object per prompt) over the same shared runtime."""
+        return PromptedEngine(self.runtime(), **params)
 
     def warm_up(self) -> float:
         """Load, compile and run the model once, so the first request is fast;

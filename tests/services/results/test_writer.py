@@ -65,7 +65,8 @@ def test_a_png_that_comes_out_empty_is_listed_as_skipped(tmp_path, monkeypatch):
     metadata = write(final, [record(0, 0, 40), record(50, 60, 20)])
     assert [o.index for o in metadata.objects] == [0]
     assert [s.model_dump() for s in metadata.skipped] == [
-        {"index": 1, "area": 400, "reason": "file_missing_or_empty", "truncated_to": None}]
+        {"index": 1, "area": 400, "reason": "file_missing_or_empty", "truncated_to": None,
+         "prompt_index": None}]
     assert not (final / "object_1.png").exists() and not (final / "mask_1.png").exists()
 
 

@@ -1,0 +1,83 @@
+"""Prompts: "cut out the thing I point at". A prompt is points (1 = on the object,
+0 = not on it), a box, or both, in the uploaded image's pixels after EXIF
+orientation; each prompt yields one object.
+
+`parse_prompts` is the one validation of the `prompts` form field, used by
+POST /segment, POST /jobs and the CLI before anything is computed or written.
+"""
+
+import json
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from app.core.errors import InvalidRequest
+
+FIELD = "prompts"
+
+
+class Prompt(BaseModel):
+    """One object to cut out: SAM's point and box prompts."""
+
+    points: list[tuple[float, float]] = Field(default_factory=list, description="[[x, y], ...] in image pixels")
+    labels: list[int] | None = Field(None, description="1 = on the object, 0 = not on it; default all 1")
+    box: tuple[float, float, float, float] | None = Field(None, description="[x0, y0, x1, y1] in image pixels")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Prompt":
+        if not self.points and self.box is None:
+            raise ValueError("a prompt needs points, a box, or both")
+        if self.labels is None:
+            self.labels = [1] * len(self.points)
+        if len(self.labels) != len(self.points):
+            raise ValueError(f"{len(self.labels)} labels for {len(self.points)} points")
+        if any(label not in (0, 1) for label in self.labels):
+            raise ValueError("labels must be 1 (on the object) or 0 (not on it)")
+        if self.box is not None and (self.box[2] <= self.box[0] or self.box[3] <= self.box[1]):
+            raise ValueError("box must have x1 > x0 and y1 > y0")
+        return self
+
+    def outside(self, width: int, height: int) -> str | None:
+        """Why the prompt does not lie inside a `width` x `height` image, or None."""
+        for x, y in self.points:
+            if not (0 <= x < width and 0 <= y < height):
+                return f"point [{x:g}, {y:g}] is outside the {width}x{height} image"
+        if self.box is not None:
+            x0, y0, x1, y1 = self.box
+            if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+                return f"box {list(self.box)} is outside the {width}x{height} image"
+        return None
+
+
+def _invalid(message: str, index: int | None = None) -> InvalidRequest:
+    error = {"field": FIELD, "message": message}
+    if index is not None:
+        error["prompt_index"] = index
+    return InvalidRequest("The request is not valid", {"errors": [error]})
+
+
+def parse_prompts(raw: str | None, image_size: tuple[int, int], max_objects: int,
+                  ) -> list[Prompt] | None:
+    """The `prompts` form field (JSON) as prompts checked against the oriented image
+    size (width, height), or None when absent; raises InvalidRequest (422) naming
+    the field and the offending prompt's index."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        items = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _invalid(f"not valid JSON: {exc}") from exc
+    if not isinstance(items, list) or not items:
+        raise _invalid("must be a non-empty JSON list of prompts")
+    if len(items) > max_objects:
+        raise _invalid(f"{len(items)} prompts, more than MAX_OBJECTS ({max_objects})")
+    prompts = []
+    for index, item in enumerate(items):
+        try:
+            prompt = Prompt.model_validate(item)
+        except ValidationError as exc:
+            reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            raise _invalid(reasons, index) from exc
+        if (why := prompt.outside(*image_size)) is not None:
+            raise _invalid(why, index)
+        prompts.append(prompt)
+    return prompts
