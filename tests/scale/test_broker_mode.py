@@ -34,6 +34,20 @@ def test_segment_answers_the_same_body_and_the_front_loads_no_model(cluster):
     assert "segmentation_queue_depth 0.0" in metrics and "segmentation_workers_seen 1.0" in metrics
 
 
+def test_a_prompted_job_runs_on_a_worker_with_its_prompts(cluster):
+    api = cluster.api()
+    cluster.worker()
+    prompts = '[{"points": [[40, 30]]}, {"box": [10, 10, 90, 70]}]'
+    accepted = submit(api.url, image_bytes(), prompts=prompts)
+    assert accepted.status_code == 202, accepted.text
+    state = wait_for(api.url, accepted.json()["job_id"])
+    assert state["status"] == "succeeded", state
+    metadata = requests.get(api.url + state["result"]["urls"]["metadata"], timeout=10).json()
+    answered = sorted(metadata["objects"] + metadata["skipped"], key=lambda o: o["prompt_index"])
+    assert [o["prompt_index"] for o in answered] == [0, 1]  # one answer per prompt, in order
+    assert answered[0]["prompt"]["points"] == [[40, 30]] and answered[1]["prompt"]["box"] == [10, 10, 90, 70]
+
+
 def test_two_workers_share_a_burst(cluster):
     api = cluster.api()
     cluster.worker(wait=False), cluster.worker(wait=False)

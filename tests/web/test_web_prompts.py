@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from sam_tiny.scenes import generate_scene
 from tests.images import encode
+from tests.job_client import wait_for
 from tests.services.engine.test_prompted import HELD_OUT_SEED, interior_point, iou
 from tests.web.test_web_page import IMAGES_LOADED, SLOW, choose_image
 
@@ -24,6 +25,17 @@ def click_image_at(page, x: float, y: float, **options) -> None:
     box = page.locator("#prompt-marks").bounding_box()
     position = {"x": (x + 0.5) * box["width"] / size[0], "y": (y + 0.5) * box["height"] / size[1]}
     page.locator("#prompt-marks").click(position=position, **options)
+
+
+def finished_job(page, server, button: str) -> dict:
+    """Click `button`, which submits a job (POST /jobs), and return the finished job's answer."""
+    with page.expect_response(lambda r: r.url.endswith("/jobs"), timeout=SLOW) as accepted:
+        page.click(button)
+    assert accepted.value.status == 202
+    state = wait_for(server.url, accepted.value.json()["job_id"], timeout=SLOW / 1000)
+    assert state["status"] == "succeeded"
+    expect(page.locator("#submit")).to_be_enabled(timeout=SLOW)  # the page has shown it
+    return state["result"]
 
 
 def test_clicking_an_object_and_cut_out_shows_that_object(page, trained):
@@ -43,9 +55,7 @@ def test_clicking_an_object_and_cut_out_shows_that_object(page, trained):
     page.click("#undo-mark")
     expect(page.locator("#prompt-marks .mark.positive")).to_have_count(1)
 
-    with page.expect_response(lambda r: r.url.endswith("/segment"), timeout=SLOW) as answer:
-        page.click("#cut-out")
-    body = answer.value.json()
+    body = finished_job(page, trained, "#cut-out")
     assert body["objects_count"] == 1
     expect(page.locator("#gallery .card")).to_have_count(1, timeout=SLOW)
     page.wait_for_function(IMAGES_LOADED)
@@ -70,18 +80,14 @@ def test_drag_draws_a_box_and_segment_everything_still_works(page, trained):
     page.mouse.move(stage["x"] + 80, stage["y"] + 60, steps=4)
     page.mouse.up()
     expect(page.locator("#prompt-marks rect.box")).to_have_count(1)
-    with page.expect_response(lambda r: r.url.endswith("/segment"), timeout=SLOW) as answer:
-        page.click("#cut-out")
-    metadata = requests.get(trained.url + answer.value.json()["urls"]["metadata"]).json()
+    body = finished_job(page, trained, "#cut-out")
+    metadata = requests.get(trained.url + body["urls"]["metadata"]).json()
     # sam_tiny was never trained on boxes: only the mechanics are checked (one prompt, a box)
     (answered,) = metadata["objects"] + metadata["skipped"]
     assert answered["prompt_index"] == 0
     if metadata["objects"]:
         box = metadata["objects"][0]["prompt"]["box"]
         assert box[2] > box[0] and box[3] > box[1] and metadata["objects"][0]["prompt"]["points"] == []
-    expect(page.locator("#results")).to_be_visible(timeout=SLOW)
-    with page.expect_response(lambda r: r.url.endswith("/segment"), timeout=SLOW) as answer:
-        page.click("#submit")
-    assert answer.value.status == 200
-    metadata = requests.get(trained.url + answer.value.json()["urls"]["metadata"]).json()
+    body = finished_job(page, trained, "#submit")
+    metadata = requests.get(trained.url + body["urls"]["metadata"]).json()
     assert all(o["prompt"] is None for o in metadata["objects"])  # everything, as before
