@@ -27,7 +27,8 @@ from app.services.engine.postprocess import remove_small_regions_and_duplicates
 from app.services.engine.records import MaskRecord, encode_rle_region
 from app.services.engine.runtime import SamRuntime
 from app.services.engine.upsampling import (chunk_size, full_logits, region_mask,
-                                            scale_boxes, trim_to_mask, working_logits)
+                                            scale_boxes, trim_to_mask, working_boxes,
+                                            working_logits)
 
 # Full-size temporaries (logits, comparisons) held at once: 16 masks at 1 MP, one at
 # a time on a 24 MP photo, so peak memory stays flat as images grow.
@@ -145,7 +146,8 @@ class MaskEngine:
         ones, so such masks get the box of their actual full-size mask (cheap: tiny)."""
         boxes = scale_boxes(batched_mask_to_box(binary), input_size, crop_size)
         for j in torch.nonzero(binary.flatten(1).sum(1) <= _FEW_PIXELS).flatten().tolist():
-            region, top, left = region_mask(logits[j], self.mask_threshold, crop_size)
+            box = working_boxes(binary[j: j + 1])[0]
+            region, top, left = region_mask(logits[j], box, self.mask_threshold, crop_size)
             x, y, w, h = _region_box(region, top, left)
             boxes[j] = torch.tensor([x, y, x + w, y + h])
         return boxes
@@ -155,7 +157,9 @@ class MaskEngine:
         """Full-size binary masks of a chunk, each as (region, top, left) in the crop."""
         if self.fast:
             logits = working_logits(low_res, self.side, input_size)
-            return [region_mask(one, self.mask_threshold, crop_size) for one in logits]
+            boxes = working_boxes(logits > self.mask_threshold)
+            return [region_mask(one, box, self.mask_threshold, crop_size)
+                    for one, box in zip(logits, boxes)]
         binary = full_logits(low_res, self.side, input_size, crop_size) > self.mask_threshold
         return [trim_to_mask(one) for one in binary.cpu().numpy()]
 

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 import torch
+from segment_anything.utils.amg import batched_mask_to_box
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -25,7 +26,7 @@ _MAX_CHUNK = 32
 
 def chunk_size(pixels: int, budget_bytes: int) -> int:
     """How many masks of `pixels` pixels to process at once within `budget_bytes`."""
-    return max(1, min(_MAX_CHUNK, budget_bytes // (_BYTES_PER_PIXEL * max(pixels, 1))))
+    return int(max(1, min(_MAX_CHUNK, budget_bytes // (_BYTES_PER_PIXEL * max(int(pixels), 1)))))
 
 
 def working_logits(low_res: Tensor, side: int, input_size: tuple[int, int]) -> Tensor:
@@ -64,28 +65,34 @@ def _out_range(lo: int, hi: int, in_size: int, out_size: int) -> range:
     return range(start, max(start, stop))
 
 
-def region_mask(working: Tensor, threshold: float, crop_size: tuple[int, int],
-                ) -> tuple[np.ndarray, int, int]:
-    """The full-size binary mask of one mask's working-resolution logits (h, w), as the
-    region that can hold it: (region bool array, top row, left column) in crop
-    coordinates. Equals thresholding `full_logits` up to float rounding."""
-    binary = working > threshold
-    if tuple(working.shape) == tuple(crop_size):  # no second resize: already full size
-        return trim_to_mask(binary.cpu().numpy(), 0, 0)
-    rows, cols = torch.nonzero(binary.any(1)).flatten(), torch.nonzero(binary.any(0)).flatten()
-    if len(rows) == 0:
+def region_mask(working: Tensor, box: list[int], threshold: float,
+                crop_size: tuple[int, int]) -> tuple[np.ndarray, int, int]:
+    """The full-size binary mask of one mask's working-resolution logits (h, w), whose
+    working mask has the XYXY `box` (None: empty), as the region that can hold it:
+    (region bool array, top row, left column) in crop coordinates. Equals
+    thresholding `full_logits` up to float rounding."""
+    if box is None:
         return np.zeros((0, 0), bool), 0, 0
+    x0, y0, x1, y1 = box
+    if tuple(working.shape) == tuple(crop_size):  # no second resize: already full size
+        window = (working[y0: y1 + 1, x0: x1 + 1] > threshold).cpu().numpy()
+        return trim_to_mask(window, y0, x0)
     (in_h, in_w), (out_h, out_w) = working.shape, crop_size
-    out_rows = _out_range(int(rows[0]), int(rows[-1]), in_h, out_h)
-    out_cols = _out_range(int(cols[0]), int(cols[-1]), in_w, out_w)
+    out_rows, out_cols = _out_range(y0, y1, in_h, out_h), _out_range(x0, x1, in_w, out_w)
     r0, r1, wr = _source(out_rows, in_h, out_h)
     c0, c1, wc = _source(out_cols, in_w, out_w)
-    # Columns first, then rows: the order of PyTorch's CPU kernel.
-    top, bottom = working[r0], working[r1]
-    top = top[:, c0] * (1 - wc) + top[:, c1] * wc
-    bottom = bottom[:, c0] * (1 - wc) + bottom[:, c1] * wc
-    values = top * (1 - wr)[:, None] + bottom * wr[:, None]
+    # Rows first, on the few source columns needed; then columns, out to full size.
+    first, last = int(c0[0]), int(c1[-1]) + 1
+    rows = torch.lerp(working[r0, first:last], working[r1, first:last], wr[:, None])
+    values = torch.lerp(rows[:, c0 - first], rows[:, c1 - first], wc)
     return trim_to_mask((values > threshold).cpu().numpy(), out_rows.start, out_cols.start)
+
+
+def working_boxes(binary: Tensor) -> list[list[int] | None]:
+    """XYXY box of each (n,h,w) binary mask, None for an empty one."""
+    boxes = batched_mask_to_box(binary).tolist()
+    nonempty = binary.flatten(1).any(1).tolist()
+    return [box if any_ else None for box, any_ in zip(boxes, nonempty)]
 
 
 def trim_to_mask(region: np.ndarray, top: int = 0, left: int = 0,
