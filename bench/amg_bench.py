@@ -167,7 +167,8 @@ def main() -> None:
                f"Machine: {machine_description()}\n\n" + megapixels.markdown(rows))
         return
     if args.startup:
-        rows = startup.cold_and_warm(args.models.split(","), args.modes.split(","), device)
+        rows = startup.cold_and_warm(args.models.split(","), args.modes.split(","), device,
+                                     args.compile_cache)
         _write(args.out, f"startup_{device}", {"machine": machine_description(), "rows": rows},
                f"Machine: {machine_description()}\n\n" + startup.markdown(rows))
         return

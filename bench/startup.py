@@ -27,12 +27,14 @@ def child(model: str, mode: str, cache: Path, device: str) -> dict:
             "prepare_model_s": round(time.perf_counter() - started, 2)}
 
 
-def cold_and_warm(models: list[str], modes: list[str], device: str) -> list[dict]:
-    """For each (model, mode): a cold start, then a restart on the same cache."""
+def cold_and_warm(models: list[str], modes: list[str], device: str,
+                  cache_root: Path | None = None) -> list[dict]:
+    """For each (model, mode): a cold start, then a restart on the same cache (a new
+    folder under `cache_root`, which the main benchmark can then reuse)."""
     rows = []
     for model in models:
         for mode in modes:
-            cache = Path(tempfile.mkdtemp(prefix="amg_startup_"))
+            cache = Path(tempfile.mkdtemp(prefix=f"startup_{model}_{mode}_", dir=cache_root))
             for start in ("cold", "warm"):
                 out = subprocess.run([sys.executable, "-m", "bench.startup", "--model", model,
                                       "--mode", mode, "--cache", str(cache), "--device", device],

@@ -7,8 +7,9 @@ AVX512-BF16. Elsewhere (plain AVX2 CPUs, pre-Ampere GPUs that emulate bf16) matr
 products run slower in bf16 than in fp32, so it falls back to exact and records why.
 
 PRECISION=auto picks fast only where fast's speed and its agreement with the stock
-masks have been measured (docs/performance.md): CUDA capability >= 8.0 and CPUs
-with AMX-BF16, and CPUs listed in `_AUTO_FAST_CPU_FLAGS`; exact everywhere else.
+masks have been measured to pay (docs/performance.md): CUDA capability >= 8.0 and
+CPUs with AMX-BF16 (`_AUTO_FAST_CPU_FLAGS`); exact everywhere else, including CPUs
+with AVX512-BF16 but no AMX.
 """
 
 import os
@@ -24,10 +25,11 @@ log = get_logger(__name__)
 
 Precision = Literal["auto", "exact", "fast"]
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-# Where auto may choose fast. AMX: measured (docs/performance.md, AMX profile).
-# AVX512-BF16 without AMX (AMD Zen 4): fast measured 1.5-2x quicker than exact, with
-# the same agreement as on AMX (bf16 rounds the same on both).
-_AUTO_FAST_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+# Where auto may choose fast. AMX: fast's speed measured there (docs/performance.md).
+# AVX512-BF16 without AMX (AMD Zen 4, docs/performance.md): masks agree, but the
+# compiled bf16 image encoder ran slower than fp32 and the whole generation was no
+# quicker than exact, so auto stays exact there; PRECISION=fast still runs bf16.
+_AUTO_FAST_CPU_FLAGS = ("amx_bf16",)
 _MIN_CUDA_CAPABILITY = (8, 0)  # Ampere: first generation with bf16 tensor cores
 
 

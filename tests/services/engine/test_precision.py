@@ -38,6 +38,15 @@ def test_auto_uses_fast_where_agreement_was_measured():
     assert choice.mode == "fast"
 
 
+@pytest.mark.parametrize(("flags", "native", "auto_mode"), [
+    ("fpu avx2", False, "exact"), ("avx512f avx512_bf16", True, "exact"),
+    ("avx512_bf16 amx_bf16 amx_tile", True, "fast")])
+def test_auto_picks_fast_on_amx_cpus_only(monkeypatch, flags, native, auto_mode):
+    monkeypatch.setattr("app.services.engine.precision._cpu_flags", flags.split)
+    assert bf16_support(CPU).native is native
+    assert choose_precision("auto", CPU).mode == auto_mode
+
+
 @pytest.mark.parametrize(("capability", "native"), [((7, 5), False), ((8, 0), True)])
 def test_cuda_bf16_counts_only_when_not_emulated(monkeypatch, capability, native):
     # torch answers True for emulated bf16 unless including_emulation=False is passed.
