@@ -151,8 +151,8 @@ def bench_model(model: str, args: argparse.Namespace, device: str, image: np.nda
               "image": str(args.image or f"generated {args.width}x{args.height}"),
               "parameters": param_sets, "rows": rows, "notes": notes}
     if args.pipeline:
-        report["pipeline"] = pipeline_ratio(sam, model, image, 64, torch_device,
-                                            not args.no_compile)
+        report["pipeline"] = pipeline_ratio(model, checkpoint, image, 64, device,
+                                            not args.no_compile, cache)
         notes.append(f"POST /segment pipeline: {report['pipeline']}")
     return report
 
