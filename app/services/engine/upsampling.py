@@ -79,6 +79,8 @@ def region_mask(working: Tensor, box: list[int], threshold: float,
         return trim_to_mask(window, y0, x0)
     (in_h, in_w), (out_h, out_w) = working.shape, crop_size
     out_rows, out_cols = _out_range(y0, y1, in_h, out_h), _out_range(x0, x1, in_w, out_w)
+    if not out_rows or not out_cols:  # shrinking: no output pixel samples the mask
+        return np.zeros((0, 0), bool), 0, 0
     r0, r1, wr = _source(out_rows, in_h, out_h)
     c0, c1, wc = _source(out_cols, in_w, out_w)
     # Rows first, on the few source columns needed; then columns, out to full size.
