@@ -140,14 +140,17 @@ class PointMaskDecoder(nn.Module):
         b, n, c = keys.shape
         side = math.isqrt(n)
         w1 = self.up1.weight.permute(0, 2, 3, 1).reshape(c, -1)  # C, (ki,kj,C/4)
-        y = (keys @ w1).view(b, side, side, 2, 2, -1) + self.up1.bias
+        # addmm adds the bias inside the product: no extra pass over image-sized tensors.
+        y = torch.addmm(self.up1.bias.repeat(4), keys.reshape(-1, c), w1).view(b, n, 4, -1)
         y = F.gelu(F.layer_norm(y, y.shape[-1:], self.up_norm.weight, self.up_norm.bias,
                                 self.up_norm.eps))
         w2 = self.up2.weight.permute(0, 2, 3, 1).reshape(y.shape[-1], -1)  # C/4, (ki,kj,C/8)
-        z = (y.flatten(1, 4) @ w2).view(b, -1, 4, w2.shape[1] // 4) + self.up2.bias
+        z = F.gelu(torch.addmm(self.up2.bias.repeat(4), y.view(-1, y.shape[-1]), w2))
         mlps = self.decoder.output_hypernetworks_mlps
         hyper = torch.stack([mlps[i](queries[:, 1 + i]) for i in range(1, len(mlps))], 1)
-        masks = (F.gelu(z).unsqueeze(2) * hyper[:, None, :, None, :]).sum(-1)  # B,P,3,4
-        # P runs over (i, j, ki, kj) and the last axis over (ki2, kj2): pixel (4i+2ki+ki2, ...)
-        masks = masks.view(b, side, side, 2, 2, 3, 2, 2).permute(0, 5, 1, 3, 6, 2, 4, 7)
+        # The dot product as one batched matrix product: the broadcast multiply-then-sum
+        # it replaces wrote a (B, 64*64*16, 3, C/8) tensor, the decoder's costliest op.
+        masks = torch.bmm(z.view(b, -1, hyper.shape[-1]), hyper.transpose(1, 2))  # B,P*4,3
+        # rows run over (i, j, ki, kj, ki2, kj2): pixel (4i+2ki+ki2, 4j+2kj+kj2)
+        masks = masks.view(b, side, side, 2, 2, 2, 2, 3).permute(0, 7, 1, 3, 5, 2, 4, 6)
         return masks.reshape(b, 3, 4 * side, 4 * side)

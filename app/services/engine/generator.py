@@ -4,10 +4,14 @@ faster: the same grid of point prompts, filters, NMS and record fields, but
 - prompts are decoded by `SamRuntime` (rearranged decoder, compiled, fixed batches);
 - the predicted-IoU filter runs on the low-resolution logits, so only the masks that
   pass it are upsampled (the filter never looked at the upsampled masks);
-- masks stay low-resolution tensors until NMS has chosen the kept ones, instead of
-  being upsampled, run-length encoded and decoded again; kept masks are upsampled
-  once more with the very same operations, so they are bit-identical.
-The stability score is still computed on the full-size logits, as stock does.
+- masks stay low-resolution tensors until NMS has chosen the kept ones; only those
+  are upsampled again, a chunk at a time, each encoded to RLE at once, so memory is
+  bounded whatever the image size and the mask count.
+
+`exact` scores stability and boxes on full-size logits, as stock does, so its masks
+are stock's. `fast` scores them at the model's working resolution (the 1024 input)
+and upsamples to full size only the kept masks, only where each can lie
+(`upsampling.region_mask`): its cost barely grows with megapixels.
 """
 
 from collections.abc import Callable
@@ -17,16 +21,17 @@ import torch
 from segment_anything.utils.amg import (
     MaskData, batch_iterator, batched_mask_to_box, box_xyxy_to_xywh,
     build_all_layer_point_grids, calculate_stability_score, generate_crop_boxes,
-    is_box_near_crop_edge, uncrop_boxes_xyxy, uncrop_masks, uncrop_points)
+    is_box_near_crop_edge, uncrop_boxes_xyxy, uncrop_points)
 from torch import Tensor
-from torch.nn import functional as F
 from torchvision.ops.boxes import batched_nms, box_area
 
 from app.services.engine.postprocess import remove_small_regions_and_duplicates
-from app.services.engine.records import MaskRecord, encode_rle
+from app.services.engine.records import MaskRecord, encode_rle_region
 from app.services.engine.runtime import SamRuntime
+from app.services.engine.upsampling import (chunk_size, fast_boxes, full_logits, region_box,
+                                            region_mask, trim_to_mask, working_boxes,
+                                            working_logits)
 
-_UPSAMPLE_CHUNK = 32  # full-size float logits are large: upsample this many at a time
 BatchProgress = Callable[[int, int], None]
 
 
@@ -42,10 +47,15 @@ class _BatchCounter:
             self.report(self.done, self.total)
 
 
+# Full-size temporaries (logits, comparisons) held at once: 16 masks at 1 MP, one at
+# a time on a 24 MP photo, so peak memory stays flat as images grow.
+_MEMORY_BUDGET = 256 * 2**20
+
+
 class MaskEngine:
     """Takes the keyword arguments of `SamAutomaticMaskGenerator` (same defaults), except
     `points_per_batch` (prompts are decoded in the runtime's fixed batch size) and
-    `output_mode` (records always carry binary masks)."""
+    `output_mode` (records always carry compressed RLE)."""
 
     def __init__(self, runtime: SamRuntime, points_per_side: int | None = 32,
                  pred_iou_thresh: float = 0.88,
@@ -69,6 +79,8 @@ class MaskEngine:
         self.crop_overlap_ratio = crop_overlap_ratio
         self.min_mask_region_area = min_mask_region_area
         self.mask_threshold = runtime.sam.mask_threshold
+        self.fast = runtime.precision.mode == "fast"
+        self.side = runtime.sam.image_encoder.img_size
 
     @torch.inference_mode()
     def generate(self, image: np.ndarray, on_batch: BatchProgress | None = None,
@@ -88,14 +100,12 @@ class MaskEngine:
             keep = batched_nms(data["boxes"].float(), scores.to(data["boxes"].device),
                                torch.zeros(len(data["boxes"])), self.crop_nms_thresh)
             data.filter(keep)
-        masks = self._full_masks(data, crops, orig_size)
-        del data["low_res"]
-        data.to_numpy()
+        records = self._records(data, crops, orig_size)
         if self.min_mask_region_area > 0:
-            masks = remove_small_regions_and_duplicates(
-                data, masks, self.min_mask_region_area,
+            records = remove_small_regions_and_duplicates(
+                records, self.min_mask_region_area,
                 max(self.box_nms_thresh, self.crop_nms_thresh))
-        return self._records(data, masks)
+        return records
 
     def _process_crop(self, image: np.ndarray, crop_box: list[int], layer_idx: int,
                       crop_idx: int, crops: list) -> MaskData:
@@ -129,11 +139,15 @@ class MaskEngine:
         if self.pred_iou_thresh > 0.0:
             data.filter(data["iou_preds"] > self.pred_iou_thresh)
         stability, boxes = [], []
-        for chunk in data["low_res"].split(_UPSAMPLE_CHUNK):
-            logits = self._upsample(chunk, input_size, crop_size)
+        scored_size = input_size if self.fast else crop_size
+        for chunk in data["low_res"].split(chunk_size(np.prod(scored_size), _MEMORY_BUDGET)):
+            logits = (working_logits(chunk, self.side, input_size) if self.fast
+                      else full_logits(chunk, self.side, input_size, crop_size))
             stability.append(calculate_stability_score(
                 logits, self.mask_threshold, self.stability_score_offset))
-            boxes.append(batched_mask_to_box(logits > self.mask_threshold))
+            binary = logits > self.mask_threshold
+            boxes.append(fast_boxes(logits, binary, self.mask_threshold, input_size, crop_size)
+                         if self.fast else batched_mask_to_box(binary))
         empty = torch.zeros(0, device=low_res.device)
         data["stability_score"] = torch.cat(stability) if stability else empty
         data["boxes"] = torch.cat(boxes) if boxes else empty.view(0, 4).long()
@@ -145,39 +159,40 @@ class MaskEngine:
             data.filter(keep)
         return data
 
-    def _upsample(self, low_res: Tensor, input_size: tuple[int, int],
-                  crop_size: tuple[int, int]) -> Tensor:
-        """`Sam.postprocess_masks` for (n,h,w) logits: to the padded input size, unpad,
-        then to the crop's size. The second resize is skipped when it would be
-        identity (same size: bilinear then copies every value exactly)."""
-        side = self.runtime.sam.image_encoder.img_size
-        masks = F.interpolate(low_res[:, None], (side, side), mode="bilinear",
-                              align_corners=False)
-        masks = masks[..., : input_size[0], : input_size[1]]
-        if tuple(masks.shape[-2:]) != tuple(crop_size):
-            masks = F.interpolate(masks, crop_size, mode="bilinear", align_corners=False)
-        return masks[:, 0]
+    def _regions(self, low_res: Tensor, input_size: tuple[int, int],
+                 crop_size: tuple[int, int]) -> list[tuple[np.ndarray, int, int]]:
+        """Full-size binary masks of a chunk, each as (region, top, left) in the crop."""
+        if self.fast:
+            logits = working_logits(low_res, self.side, input_size)
+            boxes = working_boxes(logits > self.mask_threshold)
+            return [region_mask(one, box, self.mask_threshold, crop_size)
+                    for one, box in zip(logits, boxes)]
+        binary = full_logits(low_res, self.side, input_size, crop_size) > self.mask_threshold
+        return [trim_to_mask(one) for one in binary.cpu().numpy()]
 
-    def _full_masks(self, data: MaskData, crops: list, orig_size: tuple[int, ...]) -> list:
-        """Binary full-image masks (numpy, HxW) for the masks that survived NMS."""
-        masks: list[np.ndarray] = [None] * len(data["iou_preds"])  # type: ignore[list-item]
+    def _records(self, data: MaskData, crops: list, orig_size: tuple[int, ...],
+                 ) -> list[MaskRecord]:
+        """One record per kept mask, in `data` order: upsampled a chunk at a time and
+        encoded at once, so no more than a chunk of full-size masks exists at a time."""
+        records: list[MaskRecord | None] = [None] * len(data["iou_preds"])
         for crop_idx, (crop_box, input_size, crop_size) in enumerate(crops):
             idx = torch.nonzero(data["crop_idx"] == crop_idx).flatten().tolist()
-            for chunk in batch_iterator(_UPSAMPLE_CHUNK, idx):
-                logits = self._upsample(data["low_res"][chunk[0]], input_size, crop_size)
-                binary = uncrop_masks(logits > self.mask_threshold, crop_box, *orig_size)
-                for i, mask in zip(chunk[0], binary.cpu().numpy()):
-                    masks[i] = mask
-        return masks
+            upsampled = input_size if self.fast else crop_size
+            per_chunk = chunk_size(np.prod(upsampled), _MEMORY_BUDGET)
+            for (chunk,) in batch_iterator(per_chunk, idx):
+                regions = self._regions(data["low_res"][chunk], input_size, crop_size)
+                for i, (region, top, left) in zip(chunk, regions):
+                    top, left = top + crop_box[1], left + crop_box[0]
+                    # exact: stock's box, computed on the full-size logits; fast: the
+                    # box of the full-size mask (its working-resolution box is coarser).
+                    bbox = (region_box(region, top, left) if self.fast
+                            else box_xyxy_to_xywh(data["boxes"][i]).tolist())
+                    records[i] = MaskRecord(
+                        rle=encode_rle_region(region, top, left, orig_size),
+                        area=int(region.sum()), bbox=bbox,
+                        predicted_iou=data["iou_preds"][i].item(),
+                        point_coords=[data["points"][i].tolist()],
+                        stability_score=data["stability_score"][i].item(),
+                        crop_box=box_xyxy_to_xywh(data["crop_boxes"][i]).tolist())
+        return records  # type: ignore[return-value]
 
-    @staticmethod
-    def _records(data: MaskData, masks: list[np.ndarray]) -> list[MaskRecord]:
-        return [MaskRecord(
-            rle=encode_rle(masks[i]),
-            area=int(masks[i].sum()),
-            bbox=box_xyxy_to_xywh(data["boxes"][i]).tolist(),
-            predicted_iou=data["iou_preds"][i].item(),
-            point_coords=[data["points"][i].tolist()],
-            stability_score=data["stability_score"][i].item(),
-            crop_box=box_xyxy_to_xywh(data["crop_boxes"][i]).tolist(),
-        ) for i in range(len(masks))]

@@ -1,30 +1,36 @@
-"""`SamAutomaticMaskGenerator.postprocess_small_regions`, on binary masks instead of
-run-length encodings (the engine never encodes masks it may still change)."""
+"""`SamAutomaticMaskGenerator.postprocess_small_regions`, on the engine's records: one
+mask is decoded at a time, so memory does not grow with megapixels times masks."""
 
-import numpy as np
+from dataclasses import replace
+
 import torch
-from segment_anything.utils.amg import MaskData, batched_mask_to_box, remove_small_regions
+from segment_anything.utils.amg import batched_mask_to_box, remove_small_regions
 from torchvision.ops.boxes import batched_nms
 
+from app.services.engine.records import MaskRecord, encode_rle
 
-def remove_small_regions_and_duplicates(data: MaskData, masks: list[np.ndarray],
-                                        min_area: int, nms_thresh: float) -> list[np.ndarray]:
+
+def remove_small_regions_and_duplicates(records: list[MaskRecord], min_area: int,
+                                        nms_thresh: float) -> list[MaskRecord]:
     """Fill holes and drop islands smaller than `min_area`, then rerun box NMS,
-    preferring masks that needed no change. Filters `data` in place (boxes of changed
-    masks recomputed) and returns the kept masks."""
-    if not masks:
-        return masks
-    new_masks, scores = [], []
-    for mask in masks:
+    preferring masks that needed no change. Changed masks get a new RLE, area and
+    box; the kept records come in NMS order, as stock's do."""
+    if not records:
+        return records
+    cleaned, boxes, scores = [], [], []
+    for record in records:
+        mask = record.mask()
         mask, changed_holes = remove_small_regions(mask, min_area, mode="holes")
         mask, changed_islands = remove_small_regions(mask, min_area, mode="islands")
-        new_masks.append(mask)
-        scores.append(float(not (changed_holes or changed_islands)))
-    boxes = batched_mask_to_box(torch.as_tensor(np.stack(new_masks)))
-    keep = batched_nms(boxes.float(), torch.as_tensor(scores), torch.zeros(len(boxes)),
-                       iou_threshold=nms_thresh)
-    for i in keep.tolist():
-        if scores[i] == 0.0:
-            data["boxes"][i] = boxes[i].numpy()
-    data.filter(keep)
-    return [new_masks[i] for i in keep.tolist()]
+        box = batched_mask_to_box(torch.as_tensor(mask)[None])[0]
+        unchanged = not (changed_holes or changed_islands)
+        if not unchanged:
+            x0, y0, x1, y1 = box.tolist()
+            record = replace(record, rle=encode_rle(mask), area=int(mask.sum()),
+                             bbox=[x0, y0, x1 - x0, y1 - y0])
+        cleaned.append(record)
+        boxes.append(box)
+        scores.append(float(unchanged))
+    keep = batched_nms(torch.stack(boxes).float(), torch.as_tensor(scores),
+                       torch.zeros(len(boxes)), iou_threshold=nms_thresh)
+    return [cleaned[i] for i in keep.tolist()]

@@ -1,11 +1,15 @@
 """Which numeric precision mask generation runs in, and compiling with a safe fallback.
 
 PRECISION=exact runs fp32 and matches the stock generator. PRECISION=fast runs the
-image encoder and mask decoder under bf16 autocast, but only where bf16 is fast:
-CUDA devices that support it, and CPUs with AMX-BF16 or AVX512-BF16. Elsewhere
-(plain AVX2 CPUs emulate bf16 matrix products hundreds of times slower than fp32)
-it falls back to exact and records why. PRECISION=auto picks fast where supported
-and exact otherwise, so it never trades accuracy for nothing.
+image encoder and the mask decoder's transformer under bf16 autocast, where bf16 is
+native: CUDA devices of compute capability 8.0 or newer, and CPUs with AMX-BF16 or
+AVX512-BF16. Elsewhere (plain AVX2 CPUs, pre-Ampere GPUs that emulate bf16) matrix
+products run slower in bf16 than in fp32, so it falls back to exact and records why.
+
+PRECISION=auto picks fast only where fast's speed and its agreement with the stock
+masks have been measured to pay (docs/performance.md): CUDA capability >= 8.0 and
+CPUs with AMX-BF16 (`_AUTO_FAST_CPU_FLAGS`); exact everywhere else, including CPUs
+with AVX512-BF16 but no AMX.
 """
 
 import os
@@ -21,6 +25,12 @@ log = get_logger(__name__)
 
 Precision = Literal["auto", "exact", "fast"]
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+# Where auto may choose fast. AMX: fast's speed measured there (docs/performance.md).
+# AVX512-BF16 without AMX (AMD Zen 4, docs/performance.md): masks agree, but the
+# compiled bf16 image encoder ran slower than fp32 and the whole generation was no
+# quicker than exact, so auto stays exact there; PRECISION=fast still runs bf16.
+_AUTO_FAST_CPU_FLAGS = ("amx_bf16",)
+_MIN_CUDA_CAPABILITY = (8, 0)  # Ampere: first generation with bf16 tensor cores
 
 
 @dataclass(frozen=True)
@@ -31,32 +41,55 @@ class PrecisionChoice:
     fallback_reason: str | None = None
 
 
-def bf16_support(device: torch.device) -> tuple[bool, str]:
-    """Whether bf16 matrix products run faster than fp32 here, and the evidence."""
-    if device.type == "cuda":
-        ok = torch.cuda.is_bf16_supported()
-        return ok, f"cuda bf16 supported: {ok}"
+@dataclass(frozen=True)
+class Bf16Support:
+    """What a device offers: native bf16 (fast allowed), and whether fast's agreement
+    was measured on this kind of device (auto allowed)."""
+
+    native: bool
+    measured: bool
+    evidence: str
+
+
+def _cpu_flags() -> list[str]:
     try:
-        flags = Path("/proc/cpuinfo").read_text().split()
+        return Path("/proc/cpuinfo").read_text().split()
     except OSError:
-        flags = []
+        return []
+
+
+def bf16_support(device: torch.device) -> Bf16Support:
+    """Whether bf16 matrix products are native (faster than fp32) here, and the evidence."""
+    if device.type == "cuda":
+        capability = torch.cuda.get_device_capability(device)
+        # including_emulation=False: pre-Ampere GPUs report bf16 "supported" by emulation.
+        native = (torch.cuda.is_bf16_supported(including_emulation=False)
+                  and capability >= _MIN_CUDA_CAPABILITY)
+        return Bf16Support(native, native, f"cuda capability {capability}, native bf16: {native}")
+    flags = _cpu_flags()
     found = [f for f in _CPU_BF16_FLAGS if f in flags]
-    if found:
-        return True, "cpu flags: " + ", ".join(found)
-    return False, (f"cpu has none of {', '.join(_CPU_BF16_FLAGS)} "
-                   f"(torch cpu capability {torch.backends.cpu.get_cpu_capability()})")
+    if not found:
+        return Bf16Support(False, False, (
+            f"cpu has none of {', '.join(_CPU_BF16_FLAGS)} "
+            f"(torch cpu capability {torch.backends.cpu.get_cpu_capability()})"))
+    measured = any(f in _AUTO_FAST_CPU_FLAGS for f in found)
+    return Bf16Support(True, measured, "cpu flags: " + ", ".join(found))
 
 
 def choose_precision(requested: Precision, device: torch.device,
-                     support: Callable[[torch.device], tuple[bool, str]] = bf16_support,
+                     support: Callable[[torch.device], Bf16Support] = bf16_support,
                      ) -> PrecisionChoice:
-    """Resolve PRECISION for this device; `fast` without bf16 support falls back."""
+    """Resolve PRECISION for this device: `fast` needs native bf16, `auto` also needs
+    fast's agreement to have been measured on this kind of device."""
     if requested == "exact":
         return PrecisionChoice("exact")
-    supported, evidence = support(device)
-    if supported:
+    found = support(device)
+    if found.native and (requested == "fast" or found.measured):
         return PrecisionChoice("fast")
-    reason = f"bf16 is not fast on {device.type}: {evidence}"
+    if not found.native:
+        reason = f"bf16 is not native on {device.type}: {found.evidence}"
+    else:
+        reason = f"fast's agreement is not measured on {device.type} with {found.evidence}"
     if requested == "fast":
         log.warning("precision_fallback", requested=requested, mode="exact", reason=reason)
     return PrecisionChoice("exact", reason)
@@ -73,9 +106,17 @@ def use_compile_cache(cache_dir: Path) -> None:
     torch._inductor.config.fx_graph_cache = True
 
 
+# What compiling can raise; anything else (a CUDA OOM, a shape error) is the model's
+# own failure, and running eagerly would hide it or raise it again.
+COMPILE_ERRORS: tuple[type[BaseException], ...] = (
+    torch._dynamo.exc.TorchDynamoException, torch._inductor.exc.InductorError,
+    torch._inductor.exc.CppCompileError, torch._inductor.exc.LoweringException)
+
+
 class CompiledOrEager:
-    """Calls `torch.compile(fn)`; if compiling or running the compiled code fails (no C
-    compiler, unsupported platform), logs it once and uses `fn` eagerly from then on."""
+    """Calls `torch.compile(fn)`; if compiling fails (no C compiler, an unsupported
+    platform or operator), logs it once and uses `fn` eagerly from then on. Errors
+    of the computation itself (out of memory, bad input) propagate."""
 
     def __init__(self, fn: Callable, name: str, enabled: bool) -> None:
         self.fn, self.name = fn, name
@@ -86,7 +127,9 @@ class CompiledOrEager:
         if self.compiled is not None:
             try:
                 return self.compiled(*args)
-            except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eager
+            except COMPILE_ERRORS as exc:
+                if _caused_by_oom(exc) or isinstance(exc, torch._dynamo.exc.TorchRuntimeError):
+                    raise  # the computation failed while tracing: eager would fail too
                 self.compiled, self.failure = None, repr(exc)[:500]
                 log.warning("compile_failed_using_eager", part=self.name, error=self.failure)
         return self.fn(*args)
@@ -94,3 +137,12 @@ class CompiledOrEager:
     @property
     def is_compiled(self) -> bool:
         return self.compiled is not None
+
+
+def _caused_by_oom(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, torch.cuda.OutOfMemoryError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

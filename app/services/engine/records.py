@@ -17,6 +17,31 @@ def encode_rle(mask: np.ndarray) -> dict[str, Any]:
     return mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
 
 
+def encode_rle_region(region: np.ndarray, top: int, left: int,
+                      size: tuple[int, int]) -> dict[str, Any]:
+    """The same RLE for an H x W mask that is empty outside `region` (placed at row
+    `top`, column `left`), without ever building the H x W array: RLE runs down
+    columns, so only the region's columns (full height) are scanned."""
+    height, width = size
+    if region.size == 0 or not region.any():
+        return mask_utils.frPyObjects({"counts": [height * width], "size": [height, width]},
+                                      height, width)
+    slab = np.zeros((height, region.shape[1]), np.uint8)
+    slab[top: top + region.shape[0]] = region
+    flat = slab.ravel(order="F")
+    bounds = np.concatenate([[0], np.flatnonzero(flat[1:] != flat[:-1]) + 1, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    if flat[0]:
+        counts.insert(0, 0)  # RLE counts start with a run of zeros
+    counts[0] += height * left
+    after = height * (width - left - region.shape[1])
+    if not flat[-1]:
+        counts[-1] += after
+    elif after:
+        counts.append(after)
+    return mask_utils.frPyObjects({"counts": counts, "size": [height, width]}, height, width)
+
+
 @dataclass(frozen=True)
 class MaskRecord:
     """One mask, with the fields of a `SamAutomaticMaskGenerator.generate` record."""

@@ -51,6 +51,11 @@ class SamRuntime:
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
                               enabled=self.precision.mode == "fast")
 
+    def _fp32(self) -> torch.autocast:
+        # Positional encodings map coordinates through random Fourier features: in bf16
+        # (8-bit mantissa) a point moves by up to a pixel, so they stay fp32 in `fast`.
+        return torch.autocast(self.device.type, enabled=False)
+
     @torch.inference_mode()
     def embed(self, image: np.ndarray) -> tuple[tuple[Tensor, ...], tuple[int, int]]:
         """Encode an HWC uint8 RGB image exactly as `SamPredictor.set_image` does.
@@ -58,12 +63,14 @@ class SamRuntime:
         resized = self.transform.apply_image(image)
         x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
         input_size = (int(x.shape[-2]), int(x.shape[-1]))
-        with self._lock, self._autocast():
-            features = self._encode(self.sam.preprocess(x))
-            prompt = self.sam.prompt_encoder
-            state = self._decoder.image_state(
-                features, prompt.no_mask_embed.weight.reshape(1, -1, 1, 1),
-                prompt.get_dense_pe())
+        prompt = self.sam.prompt_encoder
+        with self._lock:
+            with self._fp32():
+                image_pe = prompt.get_dense_pe()
+                dense = prompt.no_mask_embed.weight.reshape(1, -1, 1, 1)
+            with self._autocast():
+                features = self._encode(self.sam.preprocess(x))
+                state = self._decoder.image_state(features, dense, image_pe)
         return state, input_size
 
     @torch.inference_mode()
@@ -77,11 +84,14 @@ class SamRuntime:
                                  dtype=torch.float, device=self.device)[:, None, :]
         labels = torch.ones(coords.shape[:2], dtype=torch.int, device=self.device)
         decoder = self.sam.mask_decoder
-        with self._lock, self._autocast():
-            sparse, _ = self.sam.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
-            output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight])
-            tokens = torch.cat([output_tokens.expand(len(sparse), -1, -1), sparse], dim=1)
-            low_res, iou = self._decode(tokens, *state)
+        with self._lock:
+            with self._fp32():
+                sparse, _ = self.sam.prompt_encoder(points=(coords, labels), boxes=None,
+                                                    masks=None)
+                output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight])
+                tokens = torch.cat([output_tokens.expand(len(sparse), -1, -1), sparse], dim=1)
+            with self._autocast():
+                low_res, iou = self._decode(tokens, *state)
         return low_res[:n].float(), iou[:n].float()
 
     @torch.inference_mode()

@@ -1,5 +1,6 @@
-"""MaskEngine gives the stock SamAutomaticMaskGenerator's masks, and PRECISION=fast
-falls back to exact where bf16 is not fast. Correctness only, no timings."""
+"""MaskEngine gives the stock SamAutomaticMaskGenerator's masks: `exact` the same masks,
+`fast` (bf16, decisions at working resolution) agreeing ones on the trained sam_tiny.
+Correctness only, no timings."""
 
 import numpy as np
 import pytest
@@ -9,14 +10,22 @@ from segment_anything.modeling import Sam
 
 from app.core.config import Settings
 from app.services.engine.generator import MaskEngine
-from app.services.engine.precision import PrecisionChoice, choose_precision
+from app.services.engine.precision import Bf16Support, PrecisionChoice, choose_precision
 from app.services.engine.records import MaskRecord
 from app.services.engine.runtime import SamRuntime
 from app.services.model.manager import ModelManager
 from app.services.model.registry import build_sam_tiny
 from bench.mask_agreement import compare_masks
+from sam_tiny.scenes import generate_scene
 from tests.conftest import PERMISSIVE_KWARGS as PERMISSIVE
+from tests.conftest import REPO
 from tests.images import scene_rgb
+
+
+@pytest.fixture(scope="module")
+def trained_sam() -> Sam:
+    """The shipped sam_tiny weights: real masks, for measuring agreement."""
+    return build_sam_tiny(str(REPO / "app" / "weights" / "sam_tiny.pth")).eval()
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +42,19 @@ def sam() -> Sam:
     return model
 
 
-def _engine(sam: Sam, **params) -> MaskEngine:
-    runtime = SamRuntime(sam, PrecisionChoice("exact"), compile_model=False)
+def _engine(sam: Sam, mode: str = "exact", **params) -> MaskEngine:
+    runtime = SamRuntime(sam, PrecisionChoice(mode), compile_model=False)
     return MaskEngine(runtime, **params)
+
+
+def _stock(sam: Sam, image, **params) -> list[MaskRecord]:
+    return [MaskRecord.from_stock(r)
+            for r in SamAutomaticMaskGenerator(sam, **params).generate(image)]
 
 
 def test_exact_engine_matches_stock_generator(sam):
     image = scene_rgb(160, 120)
-    stock = [MaskRecord.from_stock(r) for r in SamAutomaticMaskGenerator(sam, **PERMISSIVE).generate(image)]
+    stock = _stock(sam, image, **PERMISSIVE)
     ours = _engine(sam, **PERMISSIVE).generate(image)
 
     agreement = compare_masks(stock, ours)
@@ -75,25 +89,11 @@ def test_engine_returns_no_masks_when_every_mask_is_filtered_out(sam):
     assert records == []
 
 
-def test_fast_falls_back_to_exact_without_bf16_support():
-    def no_bf16(device: torch.device) -> tuple[bool, str]:
-        return False, "cpu has none of amx_bf16, avx512_bf16"
-
-    choice = choose_precision("fast", torch.device("cpu"), support=no_bf16)
-
-    assert choice.mode == "exact"
-    assert "amx_bf16" in choice.fallback_reason
-
-
-def test_fast_is_used_where_bf16_is_supported():
-    choice = choose_precision("fast", torch.device("cpu"), support=lambda d: (True, "amx_bf16"))
-    assert (choice.mode, choice.fallback_reason) == ("fast", None)
-
-
 def test_manager_reports_precision_and_serves_the_engine(tiny_checkpoint, monkeypatch):
     monkeypatch.setattr("app.services.model.manager.choose_precision",
                         lambda requested, device: choose_precision(
-                            requested, device, support=lambda d: (False, "no bf16 here")))
+                            requested, device,
+                            support=lambda d: Bf16Support(False, False, "no bf16 here")))
     manager = ModelManager(Settings(DEFAULT_MODEL="sam_tiny", SAM_CHECKPOINT_PATH=tiny_checkpoint,
                                     PRECISION="fast", COMPILE_MODEL="off"))
 
@@ -103,3 +103,40 @@ def test_manager_reports_precision_and_serves_the_engine(tiny_checkpoint, monkey
     assert isinstance(generator, MaskEngine)
     records = generator.generate(scene_rgb(64, 48))
     assert records and records[0].mask().shape == (48, 64)
+
+
+def test_exact_engine_matches_stock_with_crop_layers(sam):
+    image = scene_rgb(160, 120)
+    params = {**PERMISSIVE, "points_per_side": 6, "crop_n_layers": 1}
+    stock = _stock(sam, image, **params)
+    ours = _engine(sam, **params).generate(image)
+
+    assert len(stock) >= 10
+    assert sorted(r.rle["counts"] for r in ours) == sorted(r.rle["counts"] for r in stock)
+    assert sorted(map(tuple, (r.crop_box for r in ours))) == \
+        sorted(map(tuple, (r.crop_box for r in stock)))
+
+
+def test_exact_engine_gives_the_same_masks_one_full_size_mask_at_a_time(sam, monkeypatch):
+    image = scene_rgb(160, 120)
+    whole = _engine(sam, **PERMISSIVE).generate(image)
+    monkeypatch.setattr("app.services.engine.generator._MEMORY_BUDGET", 1)
+    one_at_a_time = _engine(sam, **PERMISSIVE).generate(image)
+
+    assert [r.rle["counts"] for r in one_at_a_time] == [r.rle["counts"] for r in whole]
+
+
+def test_fast_engine_agrees_with_stock_on_the_trained_sam_tiny(trained_sam):
+    # The README's filters: the masks a user keeps. Pooled over scenes bigger than
+    # the model's input, so fast's upsampling of kept masks to full size is exercised.
+    params = {"points_per_side": 16, "pred_iou_thresh": 0.5, "stability_score_thresh": 0.8}
+    stock, ours = [], []
+    for seed in range(8):
+        image, _ = generate_scene(np.random.default_rng(100 + seed), 384, 512)
+        stock += _stock(trained_sam, image, **params)
+        ours += _engine(trained_sam, "fast", **params).generate(image)
+
+    agreement = compare_masks(stock, ours)
+    assert len(stock) >= 30
+    assert abs(agreement.count_ratio - 1.0) <= 0.05
+    assert agreement.mean_matched_iou >= 0.98

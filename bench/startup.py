@@ -1,0 +1,62 @@
+"""Start-up cost: `prepare_model(warm_up=True)` in a fresh process, twice on one
+inductor cache folder: the first compiles (cold), the second is a restart (warm).
+
+    python -m bench.amg_bench --startup --models vit_b --modes exact,fast
+    python -m bench.startup --model vit_b --mode exact --cache DIR   # one child
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.bench_models import TRAINED_SAM_TINY, bench_manager, seeded_checkpoint
+
+
+def child(model: str, mode: str, cache: Path, device: str) -> dict:
+    checkpoint = (TRAINED_SAM_TINY if model == "sam_tiny"
+                  else seeded_checkpoint(model, 0, cache / "weights"))
+    started = time.perf_counter()
+    manager = bench_manager(model, checkpoint, device, mode, True, cache, 64, warm_up=True)
+    runtime = manager.runtime()
+    return {"model": model, "mode": manager.precision, "compiled": runtime.compiled,
+            "load_s": manager.load_seconds, "warm_up_s": runtime.warm_up_seconds,
+            "prepare_model_s": round(time.perf_counter() - started, 2)}
+
+
+def cold_and_warm(models: list[str], modes: list[str], device: str,
+                  cache_root: Path | None = None) -> list[dict]:
+    """For each (model, mode): a cold start, then a restart on the same cache (a new
+    folder under `cache_root`, which the main benchmark can then reuse)."""
+    rows = []
+    for model in models:
+        for mode in modes:
+            cache = Path(tempfile.mkdtemp(prefix=f"startup_{model}_{mode}_", dir=cache_root))
+            for start in ("cold", "warm"):
+                out = subprocess.run([sys.executable, "-m", "bench.startup", "--model", model,
+                                      "--mode", mode, "--cache", str(cache), "--device", device],
+                                     capture_output=True, text=True, check=True)
+                rows.append({"start": start, **json.loads(out.stdout.strip().splitlines()[-1])})
+                print(rows[-1], flush=True)
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| model | mode | start | compiled | load s | warm-up s | prepare_model s |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['mode']} | {r['start']} | {r['compiled']} | {r['load_s']} "
+              f"| {r['warm_up_s']} | {r['prepare_model_s']} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="vit_b")
+    parser.add_argument("--mode", default="exact", choices=["exact", "fast"])
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    print(json.dumps(child(args.model, args.mode, args.cache, args.device)))
