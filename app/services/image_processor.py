@@ -5,6 +5,8 @@ pixel count is read from the header before any pixel is decoded, so a
 decompression bomb is refused without costing memory.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -43,38 +45,41 @@ class DecodedImage:
 def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
     """Decode an upload to RGB or raise InvalidImage with `details.reason`. (Its size in
     bytes is bounded where it is received: app.routes.upload_limit.)"""
-    if not data:
-        raise InvalidImage("empty", "The uploaded file is empty")
-    try:
-        image = Image.open(BytesIO(data))
-        _check_header(image, max_pixels)
+    with _readable(data):
+        image = _open_checked(data, max_pixels)
         image.load()
         mode = image.mode
         rgb = _to_rgb(ImageOps.exif_transpose(image))
+    return DecodedImage(rgb=rgb, format=image.format, mode=mode)
+
+
+@contextmanager
+def _readable(data: bytes) -> Iterator[None]:
+    """Turn whatever PIL raises on bad bytes into InvalidImage with its reason."""
+    if not data:
+        raise InvalidImage("empty", "The uploaded file is empty")
+    try:
+        yield
     except InvalidImage:
         raise
     except UnidentifiedImageError as exc:
         raise InvalidImage("not_an_image", "The upload is not a readable image") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImage("truncated", f"The image data is truncated or corrupt: {exc}") from exc
-    return DecodedImage(rgb=rgb, format=image.format, mode=mode)
+
+
+def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
+    image = Image.open(BytesIO(data))
+    _check_header(image, max_pixels)
+    return image
 
 
 def oriented_size(data: bytes, max_pixels: int) -> tuple[int, int]:
     """(width, height) after EXIF orientation, read from the header only (no pixels
     decoded): what prompt coordinates are checked against before a job runs."""
-    if not data:
-        raise InvalidImage("empty", "The uploaded file is empty")
-    try:
-        image = Image.open(BytesIO(data))
-        _check_header(image, max_pixels)
+    with _readable(data):
+        image = _open_checked(data, max_pixels)
         orientation = image.getexif().get(0x0112, 1)
-    except InvalidImage:
-        raise
-    except UnidentifiedImageError as exc:
-        raise InvalidImage("not_an_image", "The upload is not a readable image") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidImage("truncated", f"The image data is truncated or corrupt: {exc}") from exc
     width, height = image.size
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 

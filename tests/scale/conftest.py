@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, LiveServer
+from tests.conftest import REPO, LiveServer, stop_process
 
 # Short bounds so a lost job comes back within seconds: visibility timeout = 20 s, and
 # a re-run on a busy 2-core machine still finishes within JOB_TIMEOUT_S.
@@ -43,13 +43,7 @@ class Worker:
         return self.process.pid
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
         self._log.close()
 
 
