@@ -5,9 +5,10 @@ the server's `prepare_model`, then takes one job at a time from Redis in a solo 
 (no fork after CUDA was initialised). Start one worker per GPU (`DEVICE=cuda`,
 `CUDA_VISIBLE_DEVICES=<n>`) or one per CPU machine.
 
-Readiness: the worker creates WORKER_READY_FILE once its model is loaded and removes
-it when it stops (`test -f` is its readiness probe), and refreshes a
-`sam:worker:<host:pid>` key in Redis every 10 s (the API's `workers seen`).
+Readiness: every 10 s, once its model is loaded, the worker refreshes a
+`sam:worker:<host:pid>` key in Redis (the API's `workers seen`); WORKER_READY_FILE
+exists while that succeeds, i.e. while the worker can take jobs, and is removed when
+Redis cannot be reached and when the worker stops (`test -f` is its readiness probe).
 Exit status: 0 after a normal stop, 1 when the model could not be prepared, 2
 without BROKER_URL.
 """
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import sys
 import threading
+from pathlib import Path
 
 from app.core.config import get_settings
 from app.core.errors import ServiceError
@@ -56,12 +58,13 @@ def run(args: argparse.Namespace) -> int:
     celery.task(name=TASK, ignore_result=True)(task.execute)
     name = worker_name()
     stop = threading.Event()
-    threading.Thread(target=_heartbeat, args=(client, WORKER_KEY + name, stop), daemon=True).start()
+    beat = threading.Thread(target=_heartbeat, daemon=True,
+                            args=(client, WORKER_KEY + name, settings.WORKER_READY_FILE, stop))
+    beat.start()
     if settings.WORKER_METRICS_PORT:
         from prometheus_client import start_http_server
 
         start_http_server(settings.WORKER_METRICS_PORT)
-    settings.WORKER_READY_FILE.touch()
     log.info("worker_ready", worker=name, model_type=manager.model_type, device=manager.device,
              queue=QUEUE, visibility_timeout_s=settings.visibility_timeout_s)
     try:
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
                             f"--loglevel={settings.LOG_LEVEL}"])
     finally:
         stop.set()
+        beat.join(timeout=5)  # so that no late beat recreates the ready file
         settings.WORKER_READY_FILE.unlink(missing_ok=True)
         try:
             client.delete(WORKER_KEY + name)
@@ -78,10 +82,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _heartbeat(client, key: str, stop: threading.Event) -> None:
+def _heartbeat(client, key: str, ready_file: Path, stop: threading.Event) -> None:
+    """Beat while the worker runs; the ready file says whether the last beat got through."""
     while not stop.is_set():
         try:
             client.set(key, "1", ex=3 * _HEARTBEAT_S)
+            ready_file.touch()
         except Exception as exc:  # noqa: BLE001 - keep beating once the broker is back
+            ready_file.unlink(missing_ok=True)
             log.warning("worker_heartbeat_failed", error=str(exc))
         stop.wait(_HEARTBEAT_S)

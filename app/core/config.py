@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     REDELIVERY_MARGIN_S: float = Field(60.0, ge=0)
     # A worker serves its Prometheus metrics on this port (unset: none).
     WORKER_METRICS_PORT: int | None = Field(None, ge=1, le=65535)
-    # A worker creates this file once its model is loaded (its readiness probe).
+    # Exists while a worker has its model loaded and reaches Redis (its readiness probe).
     WORKER_READY_FILE: Path = Path("/tmp/sam-worker-ready")
 
     # When set, /segment (and /results) require this value in the X-API-Key header.

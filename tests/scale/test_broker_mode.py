@@ -126,3 +126,22 @@ def test_broker_gone_answers_a_clear_503_without_hanging(cluster):
     ready = assert_envelope(requests.get(api.url + "/health/ready", timeout=30), 503, "NOT_READY")
     assert ready["details"]["broker_reachable"] is False
     assert time.monotonic() - started < 30
+
+
+def test_a_worker_reads_not_ready_while_redis_is_gone_and_ready_when_it_is_back(cluster):
+    worker = cluster.worker()
+    cluster.redis.stop()
+    assert _eventually(lambda: not worker.ready_file.exists(), 25), "still ready without Redis"
+    cluster.redis.start()
+    assert _eventually(worker.ready_file.exists, 25), "not ready again after Redis came back"
+    api = cluster.api()
+    assert wait_for(api.url, submit(api.url, image_bytes()).json()["job_id"])["status"] == "succeeded"
+
+
+def _eventually(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
