@@ -68,8 +68,8 @@ async def lifespan(app: FastAPI):
         # uvicorn has waited for in-flight requests; jobs it cancelled (graceful-shutdown
         # timeout) and background jobs are abandoned and clean up when their thread ends.
         await app.state.jobs.close()
-        still_running = await app.state.jobs.queue.drain(settings.JOB_TIMEOUT_S)
-        log.info("shutdown", jobs_drained=still_running)
+        unfinished = await app.state.jobs.queue.drain(settings.JOB_TIMEOUT_S)
+        log.info("shutdown", jobs_unfinished=unfinished)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

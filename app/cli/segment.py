@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -68,26 +69,26 @@ def run(args: argparse.Namespace) -> int:
         params = GenerationParams(**{f: getattr(args, f) for f in GenerationParams.model_fields
                                      if getattr(args, f) is not None})
     except ValidationError as exc:
-        console.print(f"[red]Invalid generator parameters:[/red] {exc}")
+        console.print(f"[red]Invalid generator parameters:[/red] {escape(str(exc))}")
         return 2
     try:
         prompts = PromptSource(args)
     except ValueError as exc:
-        console.print(f"[red]Invalid prompts:[/red] {exc}")
+        console.print(f"[red]Invalid prompts:[/red] {escape(str(exc))}")
         return 2
     overrides = {field: getattr(args, field) for field in _SETTING_OPTIONS.values()
                  if getattr(args, field, None) is not None}
     settings = Settings(**overrides, RESULTS_DIR=args.out)
     images = find_images(args.paths)
     if not images:
-        console.print("[red]No images found in[/red] " + " ".join(map(str, args.paths)))
+        console.print("[red]No images found in[/red] " + escape(" ".join(map(str, args.paths))))
         return 2
     try:
         outcomes = asyncio.run(_segment_all(images, params, prompts, settings, console))
     except ServiceError as exc:  # the model could not be prepared: nothing ran
-        console.print(f"[red]{exc.code}:[/red] {exc.message}")
+        console.print(f"[red]{exc.code}:[/red] {escape(exc.message)}")
         for remedy in exc.details.get("remedies", []):
-            console.print(f"  - {remedy}")
+            console.print(f"  - {escape(remedy)}")
         return 1
     console.print(_summary(outcomes))
     return 1 if any(o.error for o in outcomes) else 0
@@ -115,7 +116,7 @@ async def _segment_all(images: list[Path], params: GenerationParams, prompts: Pr
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("Segmenting", total=len(images))
         for image in images:
-            progress.update(task, description=f"Segmenting {image.name}")
+            progress.update(task, description=f"Segmenting {escape(image.name)}")
             outcomes.append(await _segment_one(image, params, prompts, manager, settings))
             progress.advance(task)
     return outcomes
@@ -127,12 +128,14 @@ async def _segment_one(image: Path, params: GenerationParams, prompts: PromptSou
     from app.services.prompt_check import check_prompts
 
     try:
-        data = await asyncio.to_thread(image.read_bytes)
-        job = JobRequest(image=data, file_name=image.name, params=params,
-                         prompts=check_prompts(prompts.for_image(image), data, settings))
-        result = await segment_image(job, manager, settings)
+        raw_prompts = prompts.for_image(image)
     except KeyError:
         return Outcome(image, error="not listed in the --prompts file")
+    try:
+        data = await asyncio.to_thread(image.read_bytes)
+        job = JobRequest(image=data, file_name=image.name, params=params,
+                         prompts=check_prompts(raw_prompts, data, settings, params))
+        result = await segment_image(job, manager, settings)
     except OSError as exc:
         return Outcome(image, error=f"cannot read: {exc.strerror or exc}")
     except ServiceError as exc:
@@ -152,10 +155,10 @@ def _summary(outcomes: list[Outcome]) -> Table:
         table.add_column(column, overflow="fold")
     for o in outcomes:
         if o.error:
-            table.add_row(str(o.image), "[red]failed[/red]", "", "", o.error)
+            table.add_row(escape(str(o.image)), "[red]failed[/red]", "", "", escape(o.error))
         else:
-            table.add_row(str(o.image), "[green]ok[/green]", str(o.objects), f"{o.seconds:.1f}",
-                          str(o.output_dir))
+            table.add_row(escape(str(o.image)), "[green]ok[/green]", str(o.objects),
+                          f"{o.seconds:.1f}", escape(str(o.output_dir)))
     return table
 
 

@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     # Exists while a worker has its model loaded and reaches Redis (its readiness probe).
     WORKER_READY_FILE: Path = Path("/tmp/sam-worker-ready")
 
-    # When set, /segment (and /results) require this value in the X-API-Key header.
+    # When set, /segment, /jobs and /results require this value in the X-API-Key header.
     API_KEY: SecretStr | None = None
     # Origins allowed by CORS, comma-separated ("*" for any); empty: no CORS headers.
     CORS_ORIGINS: Annotated[list[str], NoDecode] = []

@@ -100,6 +100,17 @@ class BrokerUnavailable(ServiceError):
         self.headers = {"Retry-After": "5"}
 
 
+class JobInterrupted(ServiceError):
+    """In a job record only: the process running the job stopped before it finished."""
+
+    code, status = "JOB_INTERRUPTED", 500
+
+
+class JobAbandoned(Exception):
+    """Not an answer: raised inside a job's thread once the job was cancelled or timed
+    out, to stop it at the next phase or batch; nobody awaits its outcome."""
+
+
 class JobFailed(ServiceError):
     """A job that ran elsewhere (a worker) failed: its recorded error, as it was."""
 

@@ -10,6 +10,7 @@ from app.core.errors import InvalidRequest
 from app.routes.deps import JobsDep, RequireApiKey, SettingsDep
 from app.routes.upload_limit import read_image_upload
 from app.schemas import ErrorResponse, GenerationParams, JobRequest, SegmentResponse
+from app.services.image_processor import oriented_size
 from app.services.prompt_check import check_prompts
 
 router = APIRouter()
@@ -26,11 +27,14 @@ PROMPTS_HELP = ('JSON list of prompts, one object each: [{"points": [[x, y]], "l
 
 
 async def _only_known_fields(request: Request) -> None:
-    """A misspelt or unsupported field is an error, never silently ignored."""
-    unknown = sorted(set((await request.form()).keys()) - _FORM_FIELDS)
-    if unknown:
-        raise InvalidRequest("The request is not valid", {"errors": [
-            {"field": name, "message": _WHY_NOT.get(name, "unknown field")} for name in unknown]})
+    """A misspelt, unsupported or repeated field is an error, never silently ignored."""
+    names = [name for name, _ in (await request.form()).multi_items()]
+    errors = [{"field": name, "message": _WHY_NOT.get(name, "unknown field")}
+              for name in sorted(set(names) - _FORM_FIELDS)]
+    errors += [{"field": name, "message": "sent more than once"}
+               for name in sorted({n for n in names if names.count(n) > 1} & _FORM_FIELDS)]
+    if errors:
+        raise InvalidRequest("The request is not valid", {"errors": errors})
 
 
 async def segment_form(
@@ -43,8 +47,11 @@ async def segment_form(
     """The job a segmentation form describes (POST /segment and POST /jobs alike):
     every object in the image, or with `prompts` the objects pointed at."""
     data = await read_image_upload(image, settings.max_image_bytes)
+    # Refused before any job is accepted: not an image, an unaccepted format, too many
+    # pixels (from the header; data truncated further on fails the job itself).
+    oriented_size(data, settings.MAX_IMAGE_PIXELS)
     return JobRequest(image=data, file_name=client_file_name(image.filename), params=params,
-                      prompts=check_prompts(prompts, data, settings))
+                      prompts=check_prompts(prompts, data, settings, params))
 
 
 SegmentForm = Annotated[JobRequest, Depends(segment_form)]

@@ -26,6 +26,11 @@ class GenerationParams(BaseModel):
     min_mask_region_area: int = Field(0, ge=0, le=10_000_000, description="Remove islands/holes under this area")
     min_object_pixels: int | None = Field(None, ge=0, description="Drop masks smaller than this (default: MIN_OBJECT_PIXELS)")
 
+    def grid_fields_sent(self) -> list[str]:
+        """Fields the client set that tune only the automatic point grid and its filters:
+        with `prompts` they would do nothing, so they are refused, not ignored."""
+        return sorted(self.model_fields_set - {"stability_score_offset", "min_object_pixels"})
+
     def generator_kwargs(self) -> dict[str, Any]:
         """The arguments of the mask generator (everything but the saving filter)."""
         return self.model_dump(exclude={"min_object_pixels"})

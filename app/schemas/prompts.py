@@ -8,7 +8,7 @@ POST /segment, POST /jobs and the CLI before anything is computed or written.
 
 import json
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.core.errors import InvalidRequest
 
@@ -17,6 +17,8 @@ FIELD = "prompts"
 
 class Prompt(BaseModel):
     """One object to cut out: SAM's point and box prompts."""
+
+    model_config = ConfigDict(extra="forbid")  # "label" for "labels" must not pass unnoticed
 
     points: list[tuple[float, float]] = Field(default_factory=list, description="[[x, y], ...] in image pixels")
     labels: list[int] | None = Field(None, description="1 = on the object, 0 = not on it; default all 1")
@@ -55,6 +57,12 @@ def _invalid(message: str, index: int | None = None) -> InvalidRequest:
     return InvalidRequest("The request is not valid", {"errors": [error]})
 
 
+def _reason(error: dict) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
 def parse_prompts(raw: str | None, image_size: tuple[int, int], max_objects: int,
                   ) -> list[Prompt] | None:
     """The `prompts` form field (JSON) as prompts checked against the oriented image
@@ -64,7 +72,7 @@ def parse_prompts(raw: str | None, image_size: tuple[int, int], max_objects: int
         return None
     try:
         items = json.loads(raw)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # bad syntax, absurd integers, deep nesting
         raise _invalid(f"not valid JSON: {exc}") from exc
     if not isinstance(items, list) or not items:
         raise _invalid("must be a non-empty JSON list of prompts")
@@ -75,7 +83,7 @@ def parse_prompts(raw: str | None, image_size: tuple[int, int], max_objects: int
         try:
             prompt = Prompt.model_validate(item)
         except ValidationError as exc:
-            reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            reasons = "; ".join(_reason(e) for e in exc.errors())
             raise _invalid(reasons, index) from exc
         if (why := prompt.outside(*image_size)) is not None:
             raise _invalid(why, index)

@@ -20,16 +20,12 @@ import threading
 import time
 from typing import Awaitable, Callable, Generic, TypeVar
 
-from app.core.errors import ClientDisconnected, SegmentationTimeout, ServerBusy
+from app.core.errors import ClientDisconnected, JobAbandoned, SegmentationTimeout, ServerBusy
 from app.core.logging import get_logger
 
 log = get_logger(__name__)
 T = TypeVar("T")
 _POLL_S = 0.25  # how often a waiting job checks whether its client is still there
-
-
-class JobAbandoned(Exception):
-    """Raised inside the worker when its job was abandoned; nobody awaits it."""
 
 
 class _Ticket(Generic[T]):
@@ -42,6 +38,20 @@ class _Ticket(Generic[T]):
         self.abandoned = False
 
 
+class Admission:
+    """A queue place taken at once for a job that starts waiting later (POST /jobs
+    answers before its job reaches the queue): held until `run` takes the job or
+    the job is dropped, so a burst of submissions cannot overshoot MAX_QUEUED_JOBS."""
+
+    def __init__(self, queue: "JobQueue") -> None:
+        self.queue, self.held = queue, True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.queue.admitted -= 1
+
+
 class JobQueue:
     """Runs blocking jobs in worker threads, `max_running` at once."""
 
@@ -49,29 +59,38 @@ class JobQueue:
         self.max_running, self.max_waiting, self.timeout_s = max_running, max_waiting, timeout_s
         self.running = 0
         self.waiting = 0
+        self.admitted = 0  # accepted jobs not yet waiting (see Admission)
         self._slots = asyncio.Semaphore(max_running)
         self._threads: set[asyncio.Future] = set()
         self._mean_job_s = 1.0  # moving average, for Retry-After
 
     def retry_after_s(self) -> int:
         """Seconds until a slot is likely free: the queue ahead times the mean job."""
-        ahead = (self.running + self.waiting) / self.max_running
+        ahead = (self.running + self.waiting + self.admitted) / self.max_running
         return max(1, math.ceil(ahead * self._mean_job_s))
 
     def check_capacity(self) -> None:
         """ServerBusy (503 + Retry-After) when every slot and queue place is taken."""
-        if self.running + self.waiting >= self.max_running + self.max_waiting:
+        if self.running + self.waiting + self.admitted >= self.max_running + self.max_waiting:
             raise ServerBusy("Every generation slot and queue place is taken",
                              self.retry_after_s(), running=self.running, waiting=self.waiting)
 
+    def admit(self) -> Admission:
+        """Take a queue place now (ServerBusy when there is none) for a later `run`."""
+        self.check_capacity()
+        self.admitted += 1
+        return Admission(self)
+
     async def run(self, work: Callable[[threading.Event], T], discard: Callable[[T], None],
                   is_disconnected: Callable[[], Awaitable[bool]] | None = None,
-                  admitted: bool = False) -> T:
+                  admission: Admission | None = None) -> T:
         """Run `work(cancel_event)` in a worker thread once a slot is free. `discard`
         undoes a result nobody will receive (the job timed out or was cancelled).
-        `admitted`: the caller already passed `check_capacity` (an accepted async job)."""
-        if not admitted:
+        `admission`: the place `admit` took for this job (else capacity is checked now)."""
+        if admission is None:
             self.check_capacity()
+        else:
+            admission.release()  # and, with no await in between, the job starts waiting
         await self._wait_for_slot(is_disconnected)
         ticket: _Ticket[T] = _Ticket()
         self.running += 1
@@ -94,12 +113,13 @@ class JobQueue:
             raise
 
     async def drain(self, timeout_s: float | None) -> int:
-        """Wait for running worker threads to end; returns how many were still running."""
+        """Wait for running worker threads to end; returns how many did not in time."""
         pending = set(self._threads)
-        if pending:
-            log.info("shutdown_waiting_for_jobs", running=len(pending))
-            await asyncio.wait(pending, timeout=timeout_s)
-        return len(pending)
+        if not pending:
+            return 0
+        log.info("shutdown_waiting_for_jobs", running=len(pending))
+        _, not_done = await asyncio.wait(pending, timeout=timeout_s)
+        return len(not_done)
 
     async def _wait_for_slot(self, is_disconnected) -> None:
         # One acquire task, kept for the whole wait, so waiters keep their FIFO place.
@@ -154,4 +174,5 @@ class JobQueue:
 
 def _discard_done(done: asyncio.Future, discard: Callable) -> None:
     if not done.cancelled() and done.exception() is None:
-        discard(done.result())
+        # Deleting a folder (or bucket keys) blocks: not on the event loop.
+        asyncio.get_running_loop().run_in_executor(None, discard, done.result())

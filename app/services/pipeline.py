@@ -17,14 +17,14 @@ from datetime import datetime, timezone
 from functools import partial
 
 from app.core.config import Settings
-from app.core.errors import ServiceError
+from app.core.errors import JobAbandoned, ServiceError
 from app.core.logging import bind_job, get_logger, set_phase
 from app.schemas import (AppliedParameters, ImageInfo, JobMetadata, JobRequest, SkippedMask,
                          Timings)
 from app.services.engine.records import MaskRecord
 from app.services.identity import worker_name
 from app.services.image_processor import decode_image
-from app.services.job_queue import JobAbandoned, JobQueue
+from app.services.job_queue import Admission, JobQueue
 from app.services.metrics import jobs_in_flight, observe_phases
 from app.services.model.generation import generate_masks
 from app.services.model.manager import ModelManager
@@ -83,16 +83,16 @@ def _ms_since(begun: float) -> float:
 async def segment_image(request: JobRequest, manager: ModelManager, settings: Settings,
                         jobs: JobQueue | None = None, is_disconnected=None,
                         progress: Progress | None = None, created: datetime | None = None,
-                        admitted: bool = False) -> JobResult:
+                        admission: Admission | None = None) -> JobResult:
     """Segment one uploaded image; the one place the blocking work leaves the event loop.
     `jobs` bounds concurrency, queue and run time (see job_queue); `is_disconnected`
-    lets a queued job be dropped when its client leaves; `admitted` says the job was
-    accepted already (POST /jobs), so it waits for a slot instead of being refused."""
+    lets a queued job be dropped when its client leaves; `admission` is the queue place
+    an accepted job (POST /jobs) holds, so it waits for a slot instead of being refused."""
     bind_job(request.job_id)  # bound here, so the request's error log line carries it too
     with jobs_in_flight():
         work = partial(run_job, request, manager, settings, progress, created=created)
         discard = partial(discard_result, settings)
-        return await (jobs or JobQueue(1, 0, None)).run(work, discard, is_disconnected, admitted)
+        return await (jobs or JobQueue(1, 0, None)).run(work, discard, is_disconnected, admission)
 
 
 def discard_result(settings: Settings, result: JobResult) -> None:
@@ -106,12 +106,20 @@ def _stop_if_abandoned(cancel: threading.Event) -> None:
         raise JobAbandoned()
 
 
+def _batch_done(job: _Job, cancel: threading.Event, share: float) -> None:
+    """Between batches of prompts: report the share done, and stop a job that was
+    cancelled or timed out instead of finishing its (longest) phase."""
+    job.progress("masks_generated", share)
+    _stop_if_abandoned(cancel)
+
+
 def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
             progress: Progress | None = None, cancel: threading.Event | None = None,
             created: datetime | None = None) -> JobResult:
     """The whole job, blocking: decode, generate, write the result folder. Setting
-    `cancel` stops it at the next phase boundary (JobAbandoned). `created` (default:
-    now) names the folder, so a re-run of an accepted job replaces its folder."""
+    `cancel` stops it at the next phase boundary or batch of prompts (JobAbandoned).
+    `created` (default: now) names the folder, so a re-run of an accepted job
+    replaces its folder."""
     job = _Job(request.job_id, progress or (lambda phase, share: None),
                created or datetime.now(timezone.utc))
     cancel = cancel or threading.Event()
@@ -131,7 +139,7 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
     with job.phase("masks_generated"):
         records, retries = generate_masks(
             manager, image.rgb, params.generator_kwargs(), simulate_oom=settings.SIMULATE_CUDA_OOM,
-            on_batch=lambda done, total: job.progress("masks_generated", done / total),
+            on_batch=lambda done, total: _batch_done(job, cancel, done / total),
             prompts=request.prompts)
     log.info("masks_generated", count=len(records), retries=len(retries),
              ms=job.ms["masks_generated"])

@@ -44,13 +44,16 @@ dropzone.addEventListener("drop", (event) => {
 form.addEventListener("submit", (event) => { event.preventDefault(); segment({}); });
 // Segment everything, or only what `extra.prompts` points at (prompts.js calls window.segment).
 window.segment = segment;
+const PROMPT_PARAMS = ["stability_score_offset", "min_object_pixels"];
 async function segment(extra) {
   $("error").hidden = true;
   if (!chosenFile) return showError("No image chosen", "Pick an image file or drop one on the box first.");
   const data = new FormData();
   data.append("image", chosenFile, chosenFile.name);
   for (const field of form.querySelectorAll(".param-grid input[name]")) {
-    if (field.value.trim() !== "") data.append(field.name, field.value.trim());
+    // Prompts decode one object each: the point-grid parameters do not apply to them.
+    const applies = !extra.prompts || PROMPT_PARAMS.includes(field.name);
+    if (applies && field.value.trim() !== "") data.append(field.name, field.value.trim());
   }
   for (const [name, value] of Object.entries(extra)) data.append(name, value);
   setBusy(true);

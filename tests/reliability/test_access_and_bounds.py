@@ -75,3 +75,21 @@ def test_size_bound_removes_oldest_first(tmp_path):
         _result_folder(tmp_path, name, age_hours=age, size=10_000)
     report = enforce_retention(LocalStorage(tmp_path), ttl_hours=None, max_bytes=25_000)
     assert report.removed == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["middle", "newest"]
+
+
+def test_a_folder_left_half_written_is_removed_once_idle_past_the_grace(tmp_path):
+    """A worker that died mid-write leaves `.tmp-<name>` (on a shared disk no start-up
+    sweep sees it): retention removes it once nothing was written to it for the grace."""
+    _result_folder(tmp_path, "done", age_hours=0, size=100)
+    left = tmp_path / ".tmp-20260101T000000Z_x"
+    left.mkdir()
+    (left / "overlay.png").write_bytes(b"x")
+    jobs = tmp_path / ".jobs"  # other hidden folders are not results
+    jobs.mkdir()
+    storage = LocalStorage(tmp_path)
+    fresh = enforce_retention(storage, ttl_hours=None, max_bytes=None, incomplete_grace_s=600)
+    assert fresh.incomplete_removed == 0 and left.exists()
+    idle = enforce_retention(storage, ttl_hours=None, max_bytes=None, now=time.time() + 601,
+                             incomplete_grace_s=600)
+    assert idle.incomplete_removed == 1 and sorted(p.name for p in tmp_path.iterdir()) == [
+        ".jobs", "done"]

@@ -27,10 +27,13 @@ def test_job_is_accepted_then_succeeds_with_the_segment_answer(server):
 
 
 def test_a_job_that_fails_reads_failed_with_the_usual_envelope(server):
-    accepted = submit(server.url, b"not an image").json()
+    jpeg = image_bytes("JPEG", 640, 480)
+    cut_short = jpeg[: len(jpeg) // 2]  # its header reads well: the data fails when decoded
+    accepted = submit(server.url, cut_short).json()
     state = wait_for(server.url, accepted["job_id"])
     assert state["status"] == "failed" and state["result"] is None
     assert state["error"]["error_code"] == "INVALID_IMAGE" and state["error"]["success"] is False
+    assert state["error"]["details"]["reason"] == "truncated"
 
 
 def test_unknown_and_malformed_job_ids_answer_not_found(server):
@@ -44,6 +47,14 @@ def test_bad_input_is_refused_with_the_envelope_before_acceptance(server):
     assert_envelope(submit(server.url, image_bytes(), colour="red"), 422, "INVALID_REQUEST")
     no_image = requests.post(server.url + "/jobs", data={"points_per_side": "8"}, timeout=10)
     assert_envelope(no_image, 422, "INVALID_REQUEST")
+    for data, reason in [(b"", "empty"), (b"plain text", "not_an_image"),
+                         (image_bytes("GIF"), "unsupported_format")]:
+        body = assert_envelope(submit(server.url, data), 400, "INVALID_IMAGE")
+        assert body["details"]["reason"] == reason
+    twice = requests.post(server.url + "/jobs", timeout=10, files=[
+        ("image", ("a.png", image_bytes())), ("image", ("b.png", image_bytes()))])
+    error, = assert_envelope(twice, 422, "INVALID_REQUEST")["details"]["errors"]
+    assert error == {"field": "image", "message": "sent more than once"}
 
 
 def test_api_key_guards_the_job_api(start_server):

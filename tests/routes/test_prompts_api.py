@@ -115,6 +115,17 @@ def test_bad_prompt_is_refused_and_nothing_is_written(trained_server, scene, pro
     assert after == before
 
 
+def test_point_grid_parameters_are_refused_with_prompts(trained_server, scene):
+    prompts = [{"points": [list(interior_point(scene[1][0]))]}]
+    refused = post(trained_server, encode(scene[0]), prompts, points_per_side="16",
+                   pred_iou_thresh="0.5")
+    assert refused.status_code == 422, refused.text
+    fields = [e["field"] for e in refused.json()["details"]["errors"]]
+    assert fields == ["points_per_side", "pred_iou_thresh"]
+    kept = post(trained_server, encode(scene[0]), prompts, min_object_pixels="0")
+    assert kept.status_code == 200, kept.text  # what applies to prompts is accepted
+
+
 def test_prompted_and_automatic_requests_run_side_by_side(trained_server, scene):
     image, masks = encode(scene[0]), scene[1]
     answers: dict[str, requests.Response] = {}

@@ -40,13 +40,18 @@ def test_absent_or_blank_field_means_no_prompts():
     ('[{"points": [[10, 20]], "labels": [2]}]', 0, "labels must be"),
     ('[{}]', 0, "needs points, a box"),
     ('[{"points": [[10]]}]', 0, ""),
+    ('[{"points": [[10, 20], [30, 20]], "label": [1, 0]}]', 0, "label: Extra inputs"),
 ])
 def test_bad_prompt_names_the_offending_prompt(raw, index, words):
     error = refusal(raw)
     assert error["prompt_index"] == index and words in error["message"]
 
 
-@pytest.mark.parametrize("raw", ["not json", "{", '{"points": [[1, 2]]}', "[]"])
+@pytest.mark.parametrize("raw", [
+    "not json", "{", '{"points": [[1, 2]]}', "[]",
+    "[" * 2000 + "]" * 2000,                     # deeper than the JSON parser goes
+    '[{"points": [[' + "9" * 5000 + ', 10]]}]',  # an integer longer than Python parses
+], ids=["text", "unclosed", "not a list", "empty", "deep nesting", "huge integer"])
 def test_malformed_json_or_shape_is_refused(raw):
     assert "prompt_index" not in refusal(raw)
 

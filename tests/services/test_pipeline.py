@@ -2,16 +2,17 @@
 
 import asyncio
 import json
+import threading
 
 import numpy as np
 import pytest
 
 from app.core.config import Settings
-from app.core.errors import InvalidImage, StorageError
+from app.core.errors import InvalidImage, JobAbandoned, StorageError
 from app.schemas import GenerationParams, JobRequest
 from app.services.engine.records import MaskRecord, encode_rle
 from app.services.model.manager import ModelManager
-from app.services.pipeline import segment_image, select_objects
+from app.services.pipeline import run_job, segment_image, select_objects
 from tests.conftest import PERMISSIVE_PARAMS as PERMISSIVE
 from tests.images import image_bytes
 
@@ -116,3 +117,20 @@ def test_progress_reports_each_phase_and_every_point_batch(settings, manager):
     assert phases[0] == "preprocessed" and phases[-1] == "completed"
     shares = [share for phase, share in seen if share is not None]
     assert shares and shares[-1] == 1.0 and shares == sorted(shares)
+
+
+def test_a_cancelled_job_stops_after_the_batch_in_hand_and_writes_nothing(settings, manager):
+    cancel, shares = threading.Event(), []
+
+    def progress(phase, share):
+        if phase == "masks_generated" and share is not None:
+            shares.append(share)
+            cancel.set()  # DELETE /jobs or the timeout, while masks are being generated
+
+    params = PERMISSIVE.model_copy(update={"points_per_side": 16})  # 4 batches of 64
+    request = JobRequest(image=image_bytes(), params=params)
+    with pytest.raises(JobAbandoned):
+        run_job(request, manager, settings, progress, cancel)
+    assert len(shares) == 1 and shares[0] < 1  # the other batches never ran
+    assert manager.loaded  # a cancel is not a predictor failure: no unload, no retry
+    assert not settings.RESULTS_DIR.exists() or list(settings.RESULTS_DIR.iterdir()) == []

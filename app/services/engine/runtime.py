@@ -111,9 +111,11 @@ class SamRuntime:
         prompt in input-frame coordinates: low-res logits (1,k,h,w), predicted IoU (1,k)."""
         with self._lock:
             sparse, dense = self.sam.prompt_encoder(points=points, boxes=boxes, masks=None)
+            with self._fp32():
+                image_pe = self.sam.prompt_encoder.get_dense_pe()
             with self._autocast():
                 low_res, iou = self.sam.mask_decoder(
-                    image_embeddings=embedding, image_pe=self.sam.prompt_encoder.get_dense_pe(),
+                    image_embeddings=embedding, image_pe=image_pe,
                     sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
                     multimask_output=multimask)
         return low_res.float(), iou.float()

@@ -105,7 +105,9 @@ class BrokerJobs:
 
     def _submit(self, request: JobRequest) -> JobRecord:
         state = self.state()
-        if state["queue_depth"] >= self.settings.MAX_QUEUED_JOBS:
+        # A job sits in the list until a worker takes it, even with one idle: 0 waiting
+        # places still lets one job through, as a free slot does in embedded mode.
+        if state["queue_depth"] >= max(self.settings.MAX_QUEUED_JOBS, 1):
             raise ServerBusy("The job queue is full", self._retry_after_s(state),
                              queued=state["queue_depth"], workers=state["workers"])
         record = JobRecord(job_id=request.job_id, status="queued", created_at=now())

@@ -8,14 +8,14 @@ behind: at the next start they read `failed` with reason `interrupted`.
 import asyncio
 
 from app.core.config import Settings
-from app.core.errors import ServiceError
+from app.core.errors import JobInterrupted, ServiceError
 from app.core.logging import get_logger
 from app.schemas import JobRequest, SegmentResponse
 from app.schemas.jobs import JobRecord
 from app.services.identity import worker_name
-from app.services.job_queue import JobQueue
-from app.services.jobs.store import DiskJobStore, now
-from app.services.jobs.tracking import tracker
+from app.services.job_queue import Admission, JobQueue
+from app.services.jobs.store import DiskJobStore, failure, now
+from app.services.jobs.tracking import drop_unless_succeeded, tracker
 from app.services.metrics import observe_job, set_queue_state
 from app.services.model.manager import ModelManager
 from app.services.pipeline import segment_image
@@ -23,14 +23,8 @@ from app.services.results.answer import segment_response
 from app.services.results.retention import results_writable
 
 log = get_logger(__name__)
-INTERRUPTED = {"success": False, "error_code": "JOB_INTERRUPTED",
-               "message": "The server stopped while this job was queued or running; submit it again",
-               "details": {"reason": "interrupted"}}
-
-
-def failure(exc: ServiceError) -> dict:
-    """A failed job's record fields: the usual envelope and its HTTP status."""
-    return {"status": "failed", "error": exc.envelope(), "error_status": exc.status}
+INTERRUPTED = JobInterrupted("The server stopped while this job was queued or running; "
+                             "submit it again", {"reason": "interrupted"})
 
 
 class EmbeddedJobs:
@@ -38,7 +32,7 @@ class EmbeddedJobs:
         self.settings, self.manager, self.queue = settings, manager, queue
         self.store = DiskJobStore(settings.jobs_dir, settings.results_ttl_s)
         self._tasks: dict[str, asyncio.Task] = {}
-        interrupted = self.store.mark_interrupted(INTERRUPTED, 500)
+        interrupted = self.store.mark_interrupted(INTERRUPTED)
         if interrupted:
             log.warning("jobs_interrupted", count=interrupted)
 
@@ -61,12 +55,21 @@ class EmbeddedJobs:
 
     async def submit(self, request: JobRequest) -> JobRecord:
         """POST /jobs: record the job and start it in the background."""
-        self.queue.check_capacity()
+        admission = self.queue.admit()
         record = JobRecord(job_id=request.job_id, status="queued", created_at=now())
-        await asyncio.to_thread(self.store.create, record)
-        task = asyncio.create_task(self._run(request, record))
+        try:
+            await asyncio.to_thread(self.store.create, record)
+        except BaseException:
+            admission.release()
+            raise
+        task = asyncio.create_task(self._run(request, record, admission))
         self._tasks[record.job_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(record.job_id, None))
+
+        def ended(_: asyncio.Task) -> None:
+            admission.release()  # a job cancelled before it reached the queue
+            self._tasks.pop(record.job_id, None)
+
+        task.add_done_callback(ended)
         return record
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -79,12 +82,13 @@ class EmbeddedJobs:
             task.cancel()  # a queued job leaves the queue; a running one is abandoned
         return record
 
-    async def _run(self, request: JobRequest, record: JobRecord) -> None:
+    async def _run(self, request: JobRequest, record: JobRecord, admission: Admission) -> None:
         progress = tracker(self.store, record.job_id, worker_name())
+        result = None
         try:
             result = await segment_image(request, self.manager, self.settings, self.queue,
                                          progress=progress, created=record.created_at,
-                                         admitted=True)
+                                         admission=admission)
             fields = {"status": "succeeded", "result": segment_response(result)}
         except ServiceError as exc:
             fields = failure(exc)
@@ -93,7 +97,11 @@ class EmbeddedJobs:
         except Exception as exc:  # noqa: BLE001 - a job must never vanish without a status
             log.exception("job_crashed", job_id=record.job_id)
             fields = failure(ServiceError(f"The job failed unexpectedly: {exc}"))
-        final = await asyncio.to_thread(self.store.finish, record.job_id, **fields)
+        try:
+            final = await asyncio.to_thread(self.store.finish, record.job_id, **fields)
+        except asyncio.CancelledError:  # DELETE came just as the job finished
+            final = self.store.get(record.job_id)
+        await asyncio.to_thread(drop_unless_succeeded, self.settings, result, final)
         if final is not None:
             observe_job(final)
 
@@ -101,5 +109,4 @@ class EmbeddedJobs:
         """At shutdown: stop the background jobs; their records read `interrupted`."""
         for job_id, task in list(self._tasks.items()):
             task.cancel()
-            await asyncio.to_thread(self.store.finish, job_id, status="failed",
-                                    error=INTERRUPTED, error_status=500)
+            await asyncio.to_thread(self.store.finish, job_id, **failure(INTERRUPTED))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from app.core.errors import ServiceError
 from app.schemas.jobs import FINAL_STATUSES, JobRecord
 
 Change = Callable[[JobRecord], dict]  # the record -> the fields to change (empty: none)
@@ -25,6 +26,11 @@ DEFAULT_RECORD_TTL_S = 7 * 24 * 3600
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
+
+
+def failure(exc: ServiceError) -> dict:
+    """A failed job's record fields: the usual envelope and its HTTP status."""
+    return {"status": "failed", "error": exc.envelope(), "error_status": exc.status}
 
 class JobStore(ABC):
     @abstractmethod
@@ -72,13 +78,13 @@ class DiskJobStore(JobStore):
             self._write(record)
             return record
 
-    def mark_interrupted(self, error: dict, status: int) -> int:
+    def mark_interrupted(self, error: ServiceError) -> int:
         """At start-up: jobs left queued or running by a previous process failed."""
         count = 0
         for path in self._paths():
             record = self.get(path.stem)
             if record is not None and not record.final:
-                self.finish(record.job_id, status="failed", error=error, error_status=status)
+                self.finish(record.job_id, **failure(error))
                 count += 1
         return count
 

@@ -12,20 +12,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import redis
+from celery.exceptions import Reject
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from app.core.config import Settings
-from app.core.errors import SegmentationTimeout, ServiceError
+from app.core.errors import BrokerUnavailable, JobAbandoned, SegmentationTimeout, ServiceError
 from app.core.logging import bind_job, get_logger
 from app.schemas import JobRequest
 from app.services.identity import worker_name
-from app.services.job_queue import JobAbandoned
 from app.services.jobs.broker import MEAN_JOB_KEY
-from app.services.jobs.embedded import failure
 from app.services.jobs.redis_store import RedisJobStore
-from app.services.jobs.tracking import start_fields, tracker
+from app.services.jobs.store import failure
+from app.services.jobs.tracking import drop_unless_succeeded, start_fields, tracker
 from app.services.metrics import observe_job
 from app.services.model.manager import ModelManager
-from app.services.pipeline import JobResult, discard_result, run_job
+from app.services.pipeline import JobResult, run_job
 from app.services.results.answer import segment_response
 
 log = get_logger(__name__)
@@ -50,31 +51,44 @@ def configure(runtime: WorkerRuntime) -> None:
 
 
 def execute(request_json: str, created_at: str) -> None:
-    """The Celery task body: never raises, so the delivery is acknowledged once the
-    job's outcome is recorded."""
-    rt = _runtime
-    request = JobRequest.model_validate_json(request_json)
+    """The Celery task body. The delivery is acknowledged once the job's outcome is
+    recorded; when Redis cannot record it (after a few tries), the delivery is handed
+    back to the queue, so the job runs again instead of staying `running` for good."""
+    try:
+        _execute(_runtime, JobRequest.model_validate_json(request_json), created_at)
+    except BrokerUnavailable as exc:
+        log.error("job_outcome_not_recorded", error=exc.message)
+        raise Reject(exc.message, requeue=True) from exc
+
+
+# A short Redis outage should not cost a whole re-run: retry the record keeping first.
+_recorded = retry(retry=retry_if_exception_type(BrokerUnavailable), reraise=True,
+                  stop=stop_after_attempt(4), wait=wait_exponential(multiplier=0.5, max=4))
+
+
+def _execute(runtime: WorkerRuntime, request: JobRequest, created_at: str) -> None:
     bind_job(request.job_id)
-    record = rt.store.get(request.job_id)
+    record = _recorded(runtime.store.get)(request.job_id)
     if record is None or record.final:
         log.info("job_skipped", status=None if record is None else record.status)
         return
-    me = worker_name()
-    rt.store.update(request.job_id, lambda r: start_fields(me))
-    log.info("job_started", worker=me, redelivered=record.status == "running")
+    worker = worker_name()
+    _recorded(runtime.store.update)(request.job_id, lambda r: start_fields(worker))
+    log.info("job_started", worker=worker, redelivered=record.status == "running")
     cancel = threading.Event()
-    timer = threading.Timer(rt.settings.JOB_TIMEOUT_S, cancel.set)
+    timer = threading.Timer(runtime.settings.JOB_TIMEOUT_S, cancel.set)
     timer.start()
     result: JobResult | None = None
     began = time.monotonic()
     try:
-        result = run_job(request, rt.manager, rt.settings, tracker(rt.store, request.job_id, me, cancel),
-                         cancel, created=datetime.fromisoformat(created_at))
+        progress = tracker(runtime.store, request.job_id, worker, cancel)
+        result = run_job(request, runtime.manager, runtime.settings, progress, cancel,
+                         created=datetime.fromisoformat(created_at))
         fields = {"status": "succeeded", "result": segment_response(result)}
     except JobAbandoned:
         fields = failure(SegmentationTimeout(
-            f"The job ran longer than JOB_TIMEOUT_S={rt.settings.JOB_TIMEOUT_S:g}s and was "
-            "abandoned", {"timeout_s": rt.settings.JOB_TIMEOUT_S}))
+            f"The job ran longer than JOB_TIMEOUT_S={runtime.settings.JOB_TIMEOUT_S:g}s and was "
+            "abandoned", {"timeout_s": runtime.settings.JOB_TIMEOUT_S}))
     except ServiceError as exc:
         fields = failure(exc)
     except Exception as exc:  # noqa: BLE001 - a job must never vanish without a status
@@ -82,13 +96,12 @@ def execute(request_json: str, created_at: str) -> None:
         fields = failure(ServiceError(f"The job failed unexpectedly: {exc}"))
     finally:
         timer.cancel()
-    final = rt.store.finish(request.job_id, **fields)
-    if result is not None and (final is None or final.status != "succeeded"):
-        discard_result(rt.settings, result)  # cancelled while it was being written
+    final = _recorded(runtime.store.finish)(request.job_id, **fields)
+    drop_unless_succeeded(runtime.settings, result, final)
     if final is not None:
         observe_job(final)
         log.info("job_finished", status=final.status)
-    _update_mean(rt.redis, time.monotonic() - began)
+    _update_mean(runtime.redis, time.monotonic() - began)
 
 
 def _update_mean(client: redis.Redis, seconds: float) -> None:

@@ -4,9 +4,14 @@ the job API (embedded and workers alike)."""
 import threading
 import time
 
+from app.core.errors import ServiceError
+from app.core.logging import get_logger
 from app.schemas.jobs import JobProgress, JobRecord
 from app.services.jobs.store import JobStore, now
-from app.services.pipeline import Progress
+from app.core.config import Settings
+from app.services.pipeline import JobResult, Progress, discard_result
+
+log = get_logger(__name__)
 
 # Progress within the mask generation phase is written at most this often.
 _MIN_INTERVAL_S = 0.25
@@ -35,8 +40,20 @@ def tracker(store: JobStore, job_id: str, worker: str,
             fields = {"progress": JobProgress(phase=phase, batches_done=share)}
             return {**start_fields(worker), **fields} if record.status == "queued" else fields
 
-        record = store.update(job_id, change)
+        try:
+            record = store.update(job_id, change)
+        except (ServiceError, OSError) as exc:  # progress is best-effort: the job goes on
+            log.warning("progress_not_recorded", phase=phase, error=str(exc))
+            return
         if cancel is not None and record is not None and record.status == "cancelled":
             cancel.set()
 
     return report
+
+
+def drop_unless_succeeded(settings: Settings, result: JobResult | None,
+                          final: JobRecord | None) -> None:
+    """A job cancelled while its folder was being written ends `cancelled` with a
+    folder on disk: remove it, so a cancelled job leaves nothing behind."""
+    if result is not None and (final is None or final.status != "succeeded"):
+        discard_result(settings, result)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.core.errors import ModelLoadFailed, SegmentationFailed
+from app.core.errors import JobAbandoned, SegmentationFailed, ServiceError
 from app.core.logging import get_logger
 from app.schemas import Retry
 from app.schemas.prompts import Prompt
@@ -38,8 +38,8 @@ def generate_masks(manager: ModelManager, image: np.ndarray, params: dict[str, A
             if prompts is None:
                 return generator.generate(image, on_batch), retries
             return generator.generate(image, prompts, on_batch), retries
-        except ModelLoadFailed:
-            raise
+        except (ServiceError, JobAbandoned):
+            raise  # not the predictor's fault: a failed load, a cancelled job
         except torch.cuda.OutOfMemoryError as exc:
             reason, error = "cuda_out_of_memory", exc
         except Exception as exc:  # noqa: BLE001 - any predictor failure gets one rebuild

@@ -12,6 +12,7 @@ from app.schemas.jobs import JobProgress, JobRecord
 from app.services.jobs.embedded import INTERRUPTED
 from app.services.jobs.redis_store import KEY_PREFIX, RedisJobStore
 from app.services.jobs.store import DiskJobStore, now
+from app.services.jobs.tracking import tracker
 
 JOB = "3f2c6a1e-1b7a-4c55-9f7e-0d7c1c2a9b10"
 
@@ -48,7 +49,7 @@ def test_a_final_record_is_never_changed_again(store):
 def test_unfinished_records_read_interrupted_after_a_restart(tmp_path):
     DiskJobStore(tmp_path, 3600).create(queued())
     again = DiskJobStore(tmp_path, 3600)
-    assert again.mark_interrupted(INTERRUPTED, 500) == 1
+    assert again.mark_interrupted(INTERRUPTED) == 1
     record = again.get(JOB)
     assert record.status == "failed" and record.error.details == {"reason": "interrupted"}
     assert record.error_status == 500 and "error_status" not in record.view().model_dump()
@@ -88,3 +89,12 @@ def test_visibility_timeout_exceeds_the_job_timeout():
     assert conf.broker_transport_options["visibility_timeout"] == 90
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1 and conf.worker_pool == "solo"
+
+
+def test_progress_that_cannot_be_recorded_does_not_stop_the_job():
+    class UnreachableStore:
+        def update(self, job_id, change):
+            raise BrokerUnavailable("The job broker (Redis) cannot be reached")
+
+    report = tracker(UnreachableStore(), "a-job", "host:1")
+    report("masks_generated", 0.5)  # logged, not raised: the job goes on

@@ -85,12 +85,18 @@ class LocalStorage(Storage):
             return []
         found = []
         for path in self.root.iterdir():
-            if path.name.startswith(".") or not path.is_dir():
+            # `.tmp-<name>`: a folder being written, or left by a process that died
+            # mid-job; retention removes it once nothing was written to it for a while.
+            writing = path.name.startswith(layout.TMP_PREFIX)
+            if (path.name.startswith(".") and not writing) or not path.is_dir():
                 continue
             try:
-                size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-                found.append(FolderInfo(path.name, path.stat().st_mtime, size,
-                                        (path / layout.METADATA).is_file()))
+                stats = [f.stat() for f in path.rglob("*") if f.is_file()]
+                modified = path.stat().st_mtime  # a finished folder: when it was committed
+                if writing:  # when anything was last written to it
+                    modified = max([modified, *(st.st_mtime for st in stats)])
+                found.append(FolderInfo(path.name, modified, sum(st.st_size for st in stats),
+                                        not writing and (path / layout.METADATA).is_file()))
             except OSError:
                 continue  # removed meanwhile
         return found

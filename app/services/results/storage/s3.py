@@ -58,8 +58,24 @@ class S3Storage(Storage):
         return f"s3://{self.bucket}/{self.key(name)}".rstrip("/")
 
     def complete_folder(self, suffix: str) -> str | None:
-        matches = [f.name for f in self.folders() if f.complete and f.name.endswith(suffix)]
+        # One entry per folder (not per file) from the listing, then the commit marker.
+        with self.errors():
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._prefix, Delimiter="/")
+            names = [p["Prefix"][len(self._prefix):].rstrip("/")
+                     for page in pages for p in page.get("CommonPrefixes", [])]
+        matches = [n for n in names if n.endswith(suffix) and self._committed(n)]
         return matches[0] if len(matches) == 1 else None
+
+    def _committed(self, name: str) -> bool:
+        try:
+            with self.errors():
+                self.client.head_object(Bucket=self.bucket, Key=self.key(name, layout.METADATA))
+            return True
+        except StorageError as exc:
+            if _missing(exc):
+                return False
+            raise
 
     def files(self, name: str) -> list[str]:
         return sorted(obj["Key"].rsplit("/", 1)[1] for obj in self._objects(self.key(name)))
@@ -69,8 +85,7 @@ class S3Storage(Storage):
             with self.errors():
                 answer = self.client.get_object(Bucket=self.bucket, Key=self.key(name, file))
         except StorageError as exc:
-            if isinstance(exc.__cause__, ClientError) and \
-                    exc.__cause__.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            if _missing(exc):
                 raise FileNotFoundError(file) from exc
             raise
         return answer["ContentLength"], answer["Body"].iter_chunks(_CHUNK)
@@ -88,7 +103,10 @@ class S3Storage(Storage):
 
     def delete(self, name: str, strict: bool = False) -> None:
         try:
-            keys = [{"Key": o["Key"]} for o in self._objects(self.key(name))]
+            # metadata.json (the commit marker) first: no reader sees a complete folder
+            # with files already gone
+            keys = sorted(({"Key": o["Key"]} for o in self._objects(self.key(name))),
+                          key=lambda k: not k["Key"].endswith("/" + layout.METADATA))
             with self.errors():
                 for start in range(0, len(keys), 1000):
                     self.client.delete_objects(Bucket=self.bucket,
@@ -111,6 +129,12 @@ class S3Storage(Storage):
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=prefix)
             return [obj for page in pages for obj in page.get("Contents", [])]
+
+
+def _missing(exc: StorageError) -> bool:
+    """The store answered that the key does not exist (not: the store is unreachable)."""
+    cause = exc.__cause__
+    return isinstance(cause, ClientError) and cause.response["Error"]["Code"] in ("NoSuchKey", "404")
 
 
 class _S3Writer(FolderWriter):
