@@ -107,7 +107,10 @@ def create_app() -> FastAPI:
     settings = get_settings()
     # Configured here, after uvicorn set up its own logging, so its records are JSON too.
     setup_logger(settings.LOG_LEVEL, settings.LOG_FORMAT)
-    app = FastAPI(title="SAM segmentation service", version=__version__, lifespan=lifespan)
+    # No redirect for a trailing slash: `/segment/` or `/results/<id>/x/` is a 404 in the
+    # envelope (a 307 would also answer before the API key is checked).
+    app = FastAPI(title="SAM segmentation service", version=__version__, lifespan=lifespan,
+                  redirect_slashes=False)
     app.include_router(segment.router)
     app.include_router(jobs.router)
     app.include_router(health.router)

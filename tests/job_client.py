@@ -10,8 +10,12 @@ FINAL = {"succeeded", "failed", "cancelled"}
 
 
 def submit(url: str, data: bytes, headers: dict | None = None, **fields: str) -> requests.Response:
+    """POST /jobs with the permissive generator parameters (none with `prompts`:
+    they tune the point grid, and are refused next to prompts)."""
+    defaults = {"min_object_pixels": PERMISSIVE["min_object_pixels"]} if "prompts" in fields \
+        else PERMISSIVE
     return requests.post(url + "/jobs", files={"image": ("upload.png", data)},
-                         data={**PERMISSIVE, **fields}, timeout=30, headers=headers)
+                         data={**defaults, **fields}, timeout=30, headers=headers)
 
 
 def job(url: str, job_id: str, headers: dict | None = None) -> dict:

@@ -83,6 +83,11 @@ class SegmentationTimeout(ServiceError):
 
     code, status = "SEGMENTATION_TIMEOUT", 504
 
+    @classmethod
+    def after(cls, timeout_s: float) -> "SegmentationTimeout":
+        return cls(f"The job ran longer than JOB_TIMEOUT_S={timeout_s:g}s and was abandoned",
+                   {"timeout_s": timeout_s})
+
 
 class ClientDisconnected(ServiceError):
     """The client went away while its job waited in the queue (nginx's 499)."""

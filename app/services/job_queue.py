@@ -73,7 +73,8 @@ class JobQueue:
         """ServerBusy (503 + Retry-After) when every slot and queue place is taken."""
         if self.running + self.waiting + self.admitted >= self.max_running + self.max_waiting:
             raise ServerBusy("Every generation slot and queue place is taken",
-                             self.retry_after_s(), running=self.running, waiting=self.waiting)
+                             self.retry_after_s(), running=self.running,
+                             waiting=self.waiting + self.admitted)
 
     def admit(self) -> Admission:
         """Take a queue place now (ServerBusy when there is none) for a later `run`."""
@@ -103,9 +104,7 @@ class JobQueue:
             if not self._abandon(ticket):
                 return await thread  # it finished right at the deadline: deliver it
             log.warning("job_timeout", timeout_s=self.timeout_s)
-            raise SegmentationTimeout(
-                f"The job ran longer than JOB_TIMEOUT_S={self.timeout_s:g}s and was abandoned",
-                {"timeout_s": self.timeout_s})
+            raise SegmentationTimeout.after(self.timeout_s)
         except asyncio.CancelledError:
             if not self._abandon(ticket):
                 thread.add_done_callback(lambda done: _discard_done(done, discard))

@@ -114,6 +114,13 @@ def test_a_traversal_through_the_job_id_is_not_found(server, job):
         assert status == 404 and body["error_code"] == "NOT_FOUND", path
 
 
+def test_a_trailing_slash_is_not_found_rather_than_redirected(server, job):
+    for path in (f"/results/{job['job_id']}/overlay.png/", f"/results/{job['job_id']}/",
+                 f"/jobs/{job['job_id']}/"):
+        status, body = get_raw(server, path)
+        assert status == 404 and body["error_code"] == "NOT_FOUND", path
+
+
 def test_job_id_in_upper_case_is_not_found(api, server, job):
     response = api.get(f"{server.url}/results/{job['job_id'].upper()}/overlay.png")
     assert response.status == 404

@@ -88,9 +88,7 @@ class BrokerJobs:
         while not record.final:
             if time.monotonic() > deadline:
                 await self.cancel(request.job_id)
-                raise SegmentationTimeout(
-                    f"The job ran longer than JOB_TIMEOUT_S={self.settings.JOB_TIMEOUT_S:g}s "
-                    "and was abandoned", {"timeout_s": self.settings.JOB_TIMEOUT_S})
+                raise SegmentationTimeout.after(self.settings.JOB_TIMEOUT_S)
             if is_disconnected is not None and await is_disconnected():
                 await self.cancel(request.job_id)
                 raise ClientDisconnected("The client disconnected while its job was queued")

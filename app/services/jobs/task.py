@@ -86,9 +86,7 @@ def _execute(runtime: WorkerRuntime, request: JobRequest, created_at: str) -> No
                          created=datetime.fromisoformat(created_at))
         fields = {"status": "succeeded", "result": segment_response(result)}
     except JobAbandoned:
-        fields = failure(SegmentationTimeout(
-            f"The job ran longer than JOB_TIMEOUT_S={runtime.settings.JOB_TIMEOUT_S:g}s and was "
-            "abandoned", {"timeout_s": runtime.settings.JOB_TIMEOUT_S}))
+        fields = failure(SegmentationTimeout.after(runtime.settings.JOB_TIMEOUT_S))
     except ServiceError as exc:
         fields = failure(exc)
     except Exception as exc:  # noqa: BLE001 - a job must never vanish without a status
