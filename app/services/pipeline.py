@@ -28,7 +28,6 @@ from app.services.job_queue import Admission, JobQueue
 from app.services.metrics import jobs_in_flight, observe_phases
 from app.services.model.generation import generate_masks
 from app.services.model.manager import ModelManager
-from app.services.prompted_objects import attach_prompts, select_prompted
 from app.services.results import layout
 from app.services.results.storage import open_storage
 from app.services.results.writer import ResultFolder
@@ -146,16 +145,16 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
     _stop_if_abandoned(cancel)
 
     applied = params.applied(settings.MIN_OBJECT_PIXELS)
-    if request.prompts is None:
-        kept, skipped = select_objects(records, applied, settings.MAX_OBJECTS)
-    else:
-        kept, skipped = select_prompted(records, applied)
+    prompts = request.prompts
+    chosen, skipped = select_objects(records, applied, settings.MAX_OBJECTS, prompts is not None)
+    kept = [records[i] for i in chosen]
     name = layout.folder_name(job.created, job.id)
     begun = time.perf_counter()
     with job.phase("objects_saved"), ResultFolder(open_storage(settings), name) as folder:
         objects, unwritten = folder.write_objects(image.rgb, kept)
-        if request.prompts is not None:
-            objects = attach_prompts(objects, kept, records, request.prompts)
+        if prompts is not None:  # object i answered prompt chosen[i]
+            objects = [o.model_copy(update={"prompt": prompts[chosen[o.index]],
+                                            "prompt_index": chosen[o.index]}) for o in objects]
         metadata = JobMetadata(
             job_id=job.id, created_at=job.created.isoformat(),
             image=ImageInfo(file_name=request.file_name, width=image.width, height=image.height,
@@ -176,15 +175,24 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
 
 
 def select_objects(records: list[MaskRecord], params: AppliedParameters, max_objects: int,
-                   ) -> tuple[list[MaskRecord], list[SkippedMask]]:
-    """The records to save, largest first, and the ones left out with the reason:
+                   prompted: bool = False) -> tuple[list[int], list[SkippedMask]]:
+    """The indices of the records to save, and the ones left out with the reason:
     smaller than `min_object_pixels`, or past MAX_OBJECTS (which bounds the disk one
-    busy image can fill)."""
-    records = sorted(records, key=lambda r: r.area, reverse=True)
+    busy image can fill). Automatic masks go largest first; prompted ones keep the
+    order of their prompts, and an empty answer is skipped as `empty_mask`."""
+    order = range(len(records)) if prompted else sorted(
+        range(len(records)), key=lambda i: records[i].area, reverse=True)
     least = max(params.min_object_pixels, 1)
-    kept = [r for r in records if r.area >= least]
-    skipped = [SkippedMask(area=r.area, reason="smaller_than_min_object_pixels")
-               for r in records if r.area < least]
-    skipped += [SkippedMask(area=r.area, reason="max_objects", truncated_to=max_objects)
-                for r in kept[max_objects:]]
-    return kept[:max_objects], skipped
+    chosen, skipped = [], []
+    for i in order:
+        area, which = records[i].area, {"prompt_index": i} if prompted else {}
+        if area == 0 and prompted:
+            skipped.append(SkippedMask(area=0, reason="empty_mask", **which))
+        elif area < least:
+            skipped.append(SkippedMask(area=area, reason="smaller_than_min_object_pixels", **which))
+        elif len(chosen) >= max_objects:
+            skipped.append(SkippedMask(area=area, reason="max_objects", truncated_to=max_objects,
+                                       **which))
+        else:
+            chosen.append(i)
+    return chosen, skipped

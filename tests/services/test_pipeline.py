@@ -73,15 +73,17 @@ def square(size: int) -> MaskRecord:
 
 def test_objects_are_kept_largest_first_down_to_min_object_pixels():
     params = GenerationParams(min_object_pixels=100).applied(0)
-    kept, skipped = select_objects([square(5), square(20), square(10)], params, max_objects=10)
-    assert [r.area for r in kept] == [400, 100]
+    records = [square(5), square(20), square(10)]
+    kept, skipped = select_objects(records, params, max_objects=10)
+    assert [records[i].area for i in kept] == [400, 100]
     assert [(s.area, s.reason) for s in skipped] == [(25, "smaller_than_min_object_pixels")]
 
 
 def test_objects_past_max_objects_are_skipped_with_the_bound():
     params = GenerationParams(min_object_pixels=0).applied(0)
-    kept, skipped = select_objects([square(5), square(20), square(10)], params, max_objects=1)
-    assert [r.area for r in kept] == [400]
+    records = [square(5), square(20), square(10)]
+    kept, skipped = select_objects(records, params, max_objects=1)
+    assert [records[i].area for i in kept] == [400]
     assert [(s.area, s.reason, s.truncated_to) for s in skipped] == [
         (100, "max_objects", 1), (25, "max_objects", 1)]
 
@@ -134,3 +136,12 @@ def test_a_cancelled_job_stops_after_the_batch_in_hand_and_writes_nothing(settin
     assert len(shares) == 1 and shares[0] < 1  # the other batches never ran
     assert manager.loaded  # a cancel is not a predictor failure: no unload, no retry
     assert not settings.RESULTS_DIR.exists() or list(settings.RESULTS_DIR.iterdir()) == []
+
+
+def test_prompted_objects_keep_prompt_order_and_skips_name_their_prompt():
+    params = GenerationParams(min_object_pixels=50).applied(0)
+    records = [square(5), square(0), square(10), square(20)]
+    kept, skipped = select_objects(records, params, max_objects=10, prompted=True)
+    assert kept == [2, 3]
+    assert [(s.prompt_index, s.reason) for s in skipped] == [
+        (0, "smaller_than_min_object_pixels"), (1, "empty_mask")]

@@ -37,6 +37,7 @@ class SamRuntime:
         self._decode = CompiledOrEager(self._decoder, "mask_decoder", compile_model)
         self._lock = threading.Lock()
         self.warm_up_seconds: float | None = None
+        self._dense_pe: Tensor | None = None
 
     @property
     def device(self) -> torch.device:
@@ -56,21 +57,23 @@ class SamRuntime:
         # (8-bit mantissa) a point moves by up to a pixel, so they stay fp32 in `fast`.
         return torch.autocast(self.device.type, enabled=False)
 
+    def _image_pe(self) -> Tensor:
+        """The dense positional encoding: it depends on the weights only, so it is
+        computed once (fp32), not per image or per prompt."""
+        if self._dense_pe is None:
+            with torch.inference_mode(), self._fp32():
+                self._dense_pe = self.sam.prompt_encoder.get_dense_pe()
+        return self._dense_pe
+
     @torch.inference_mode()
     def embed(self, image: np.ndarray) -> tuple[tuple[Tensor, ...], tuple[int, int]]:
         """Encode an HWC uint8 RGB image exactly as `SamPredictor.set_image` does.
         Returns the decoder's per-image state and the resized input size (h, w)."""
-        resized = self.transform.apply_image(image)
-        x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
-        input_size = (int(x.shape[-2]), int(x.shape[-1]))
+        features, input_size = self.image_embedding(image)
         prompt = self.sam.prompt_encoder
-        with self._lock:
-            with self._fp32():
-                image_pe = prompt.get_dense_pe()
-                dense = prompt.no_mask_embed.weight.reshape(1, -1, 1, 1)
-            with self._autocast():
-                features = self._encode(self.sam.preprocess(x))
-                state = self._decoder.image_state(features, dense, image_pe)
+        dense = prompt.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        with self._lock, self._autocast():
+            state = self._decoder.image_state(features, dense, self._image_pe())
         return state, input_size
 
     @torch.inference_mode()
@@ -111,11 +114,9 @@ class SamRuntime:
         prompt in input-frame coordinates: low-res logits (1,k,h,w), predicted IoU (1,k)."""
         with self._lock:
             sparse, dense = self.sam.prompt_encoder(points=points, boxes=boxes, masks=None)
-            with self._fp32():
-                image_pe = self.sam.prompt_encoder.get_dense_pe()
             with self._autocast():
                 low_res, iou = self.sam.mask_decoder(
-                    image_embeddings=embedding, image_pe=image_pe,
+                    image_embeddings=embedding, image_pe=self._image_pe(),
                     sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
                     multimask_output=multimask)
         return low_res.float(), iou.float()
