@@ -5,6 +5,8 @@ from fastapi import APIRouter, Request
 from app import __version__
 from app.routes.deps import ManagerDep, SettingsDep
 from app.schemas import InfoResponse
+from app.services.model.families import family_of
+from app.services.model.registry import MODEL_REGISTRY
 
 router = APIRouter()
 
@@ -14,12 +16,13 @@ async def info(request: Request, manager: ManagerDep, settings: SettingsDep) -> 
     # Read from the OpenAPI schema, so the list is the published contract itself.
     paths = request.app.openapi()["paths"]
     endpoints = sorted(f"{method.upper()} {path}" for path, ops in paths.items() for method in ops)
+    models = {"family": family_of(settings.DEFAULT_MODEL).name, "models": list(MODEL_REGISTRY)}
     if manager is None:  # broker mode: the workers load the model and pick the device
         return InfoResponse(name="sam-segmentation-service", version=__version__,
                             model=settings.DEFAULT_MODEL, device="workers",
-                            precision=settings.PRECISION, endpoints=endpoints)
+                            precision=settings.PRECISION, endpoints=endpoints, **models)
     return InfoResponse(name="sam-segmentation-service", version=__version__,
                         model=manager.model_type, device=manager.device,
                         precision=manager.precision,
                         precision_fallback_reason=manager.precision_fallback_reason,
-                        endpoints=endpoints)
+                        endpoints=endpoints, **models)

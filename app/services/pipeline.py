@@ -144,7 +144,7 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
              ms=job.ms["masks_generated"])
     _stop_if_abandoned(cancel)
 
-    applied = params.applied(settings.MIN_OBJECT_PIXELS)
+    applied = params.applied(settings.MIN_OBJECT_PIXELS, manager.family.parameters)
     prompts = request.prompts
     chosen, skipped = select_objects(records, applied, settings.MAX_OBJECTS, prompts is not None)
     kept = [records[i] for i in chosen]

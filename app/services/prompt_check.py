@@ -7,6 +7,7 @@ from app.core.errors import InvalidRequest
 from app.schemas import GenerationParams
 from app.schemas.prompts import Prompt, parse_prompts
 from app.services.image_processor import oriented_size
+from app.services.model.families import check_parameters
 
 
 def check_prompts(raw: str | None, image: bytes, settings: Settings,
@@ -14,7 +15,9 @@ def check_prompts(raw: str | None, image: bytes, settings: Settings,
     """The parsed prompts, bounds-checked against the image's size after EXIF
     orientation (read from its header only), or None when the field is absent.
     Point-grid parameters the client set alongside prompts are refused: they would
-    do nothing there."""
+    do nothing there, and so are parameters the model's family does not take."""
+    if params is not None:
+        check_parameters(settings.DEFAULT_MODEL, params.model_fields_set)
     if raw is None or not raw.strip():
         return None
     prompts = parse_prompts(raw, oriented_size(image, settings.MAX_IMAGE_PIXELS),

@@ -58,11 +58,12 @@ _MLP = re.compile(r"^(.*\.(?:mlp|iou_prediction_head|pred_obj_score_head|"
 _POINT = re.compile(r"^prompt_encoder\.point_embeddings\.(\d+)\.weight$")
 
 
-def build_sam2(size: str) -> nn.Module:
-    """An untrained SAM 2.1 image model (transformers' `Sam2Model`) of one Meta size."""
+def build_sam2(size: str | dict) -> nn.Module:
+    """An untrained SAM 2.1 image model (transformers' `Sam2Model`) of one Meta size, or
+    of a Hiera configuration given as a dict (the tests' tiny trunk)."""
     from transformers import Sam2Config, Sam2HieraDetConfig, Sam2Model, Sam2VisionConfig
 
-    hiera = SAM2_SIZES[size]
+    hiera = SAM2_SIZES[size] if isinstance(size, str) else size
     width = hiera["hidden_size"]
     backbone = Sam2HieraDetConfig(**hiera, embed_dim_per_stage=[width * 2**i for i in range(4)])
     vision = Sam2VisionConfig(backbone_config=backbone,
