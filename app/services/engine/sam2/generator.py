@@ -95,6 +95,7 @@ class Sam2MaskEngine:
         cropped = image[y0:y1, x0:x1, :]
         crop_size = cropped.shape[:2]
         features = self.runtime.embed(cropped)
+        self._state = self.runtime.point_state(features) if self.multimask_output else None
         crops.append((crop_box, crop_size))
         points_for_image = self.point_grids[layer_idx] * np.array(crop_size)[None, ::-1]
         data = MaskData()
@@ -122,8 +123,11 @@ class Sam2MaskEngine:
     def _process_batch(self, features: Sam2Features, points: np.ndarray, crop_box: list[int],
                        crop_size: tuple[int, int], orig_size: tuple[int, ...]) -> MaskData:
         """Meta's `_process_batch`, with the IoU filter moved before the upsampling."""
-        low_res, iou = self._decode_points(features, points, crop_size, None,
-                                           self.multimask_output)
+        if self._state is not None:  # the rearranged decoder: same masks, less work
+            coords = self.runtime.to_input_frame(points, crop_size)
+            low_res, iou = self.runtime.decode_points(features, self._state, coords)
+        else:
+            low_res, iou = self._decode_points(features, points, crop_size, None, False)
         k = low_res.shape[1]
         data = MaskData(low_res=low_res.flatten(0, 1), iou_preds=iou.flatten(0, 1),
                         points=torch.as_tensor(points.repeat(k, axis=0)))

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from app.core.logging import get_logger
 from app.services.engine.precision import PrecisionChoice
+from app.services.engine.sam2.decoder import Sam2PointDecoder
 
 log = get_logger(__name__)
 _MEAN, _STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -43,6 +44,7 @@ class Sam2Runtime:
         self.warm_up_seconds: float | None = None
         self._lock = threading.Lock()
         self._image_pe: Tensor | None = None
+        self._points = Sam2PointDecoder(model)
 
     @property
     def device(self) -> torch.device:
@@ -104,6 +106,30 @@ class Sam2Runtime:
                     multimask_output=multimask,
                     high_resolution_features=[s0.expand(b, -1, -1, -1), s1.expand(b, -1, -1, -1)])
         return low_res[:, 0].float(), iou[:, 0].float()
+
+    @torch.inference_mode()
+    def point_state(self, features: Sam2Features) -> tuple[Tensor, ...]:
+        """What every single-point prompt of this image shares (see Sam2PointDecoder)."""
+        dense = self.model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        with self._lock, self._autocast():
+            return self._points.image_state(features.embedding, features.high_res, dense,
+                                            self._pe())
+
+    @torch.inference_mode()
+    def decode_points(self, features: Sam2Features, state: tuple[Tensor, ...],
+                      coords: Tensor) -> tuple[Tensor, Tensor]:
+        """Multimask decode of B single positive points (B,2) in the input frame, through
+        the rearranged decoder: low-res logits (B,3,256,256) and IoU (B,3), fp32."""
+        labels = torch.ones((len(coords), 1, 1), dtype=torch.int, device=self.device)
+        with self._lock:
+            with self._fp32():
+                sparse, _ = self.model.prompt_encoder(coords[None, :, None], labels[None, :, 0],
+                                                      None, None)
+                tokens = self._points.output_tokens()
+                tokens = torch.cat([tokens.expand(len(coords), -1, -1), sparse[0]], dim=1)
+            with self._autocast():
+                low_res, iou = self._points(tokens, *state)
+        return low_res.float(), iou.float()
 
     def to_input_frame(self, xy: np.ndarray, image_size: tuple[int, int]) -> Tensor:
         """Pixel (x, y) of an image of `image_size` (h, w) -> the square input's frame:
