@@ -122,11 +122,11 @@ def main() -> None:
                                image, Path(work), args.seed)
             report = {"machine": machine_description(), "image": f"{args.width}x{args.height}",
                       "rows": rows}
-            stem = RESULTS / f"sam2_{model_type}_cpu_{args.width}x{args.height}"
-            stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
-            stem.with_suffix(".md").write_text(markdown(report))
+            stem = f"sam2_{model_type}_cpu_{args.width}x{args.height}"  # "." in the name
+            (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2))
+            (RESULTS / f"{stem}.md").write_text(markdown(report))
             print(markdown(report))
-            print(f"wrote {stem}.json and .md")
+            print(f"wrote bench/results/{stem}.json and .md")
 
 
 if __name__ == "__main__":

@@ -45,19 +45,25 @@ class ModelEngine(Protocol):
     def prompted(self, **params: Any) -> PromptedGenerator:
         """One object per prompt; parameters that tune the point grid are not used."""
 
+    def generate(self, image: np.ndarray, params: dict[str, Any],
+                 on_batch: BatchProgress | None = None) -> list[MaskRecord]:
+        """Every object of the image: `automatic(**params).generate(image, on_batch)`."""
+
+    def prompt(self, image: np.ndarray, prompts: list[Prompt], params: dict[str, Any],
+               on_batch: BatchProgress | None = None) -> list[MaskRecord]:
+        """One object per prompt: `prompted(**params).generate(image, prompts, on_batch)`."""
+
     def warm_up(self) -> float: ...
 
 
-def generate(engine: ModelEngine, image: np.ndarray, params: dict[str, Any],
-             on_batch: BatchProgress | None = None) -> list[MaskRecord]:
-    """`engine.automatic(**params).generate(image)`: every object of the image."""
-    return engine.automatic(**params).generate(image, on_batch)
+class EngineCalls:
+    """`generate` and `prompt` for an engine that has `automatic` and `prompted`."""
 
+    def generate(self, image, params, on_batch=None):
+        return self.automatic(**params).generate(image, on_batch)
 
-def prompt(engine: ModelEngine, image: np.ndarray, prompts: list[Prompt],
-           params: dict[str, Any], on_batch: BatchProgress | None = None) -> list[MaskRecord]:
-    """`engine.prompted(**params).generate(image, prompts)`: one object per prompt."""
-    return engine.prompted(**params).generate(image, prompts, on_batch)
+    def prompt(self, image, prompts, params, on_batch=None):
+        return self.prompted(**params).generate(image, prompts, on_batch)
 
 
 def signature_defaults(*generators: type) -> dict[str, Any]:
@@ -76,7 +82,7 @@ def prompt_kwargs(params: dict[str, Any], generator: type) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in names}
 
 
-class Sam1Engine:
+class Sam1Engine(EngineCalls):
     """SAM 1 (segment_anything): MaskEngine and PromptedEngine over one SamRuntime."""
 
     family = "sam1"

@@ -2,13 +2,13 @@
 
 from typing import Any
 
-from app.services.engine.interface import prompt_kwargs, signature_defaults
+from app.services.engine.interface import EngineCalls, prompt_kwargs, signature_defaults
 from app.services.engine.sam2.generator import Sam2MaskEngine
 from app.services.engine.sam2.prompted import Sam2PromptedEngine
 from app.services.engine.sam2.runtime import Sam2Runtime
 
 
-class Sam2Engine:
+class Sam2Engine(EngineCalls):
     """SAM 2.1 (transformers' Sam2Model): Sam2MaskEngine and Sam2PromptedEngine."""
 
     family = "sam2.1"
