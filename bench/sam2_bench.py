@@ -58,12 +58,12 @@ def _timed(fn) -> tuple[list, float, dict]:
 
 
 def bench_model(model_type: str, points: list[int], params: dict[str, dict], image, work: Path,
-                seed: int) -> list[dict]:
+                seed: int, compile_model: bool) -> list[dict]:
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
     from sam2.build_sam import build_sam2
 
     checkpoint = _meta_checkpoint(model_type, seed, work)
-    manager = bench_manager(model_type, checkpoint, "cpu", "exact", False, work, 64)
+    manager = bench_manager(model_type, checkpoint, "cpu", "exact", compile_model, work, 64)
     meta = build_sam2(_meta_config(model_type), str(checkpoint), device="cpu")
     rows = []
     for side in points:
@@ -81,7 +81,8 @@ def bench_model(model_type: str, points: list[int], params: dict[str, dict], ima
                          "speedup": round(stock_s / ours_s, 2),
                          "meta_peak_mb": stock_mb["peak_memory_mb"],
                          "engine_peak_mb": ours_mb["peak_memory_mb"],
-                         "agreement": agreement.as_dict(), "load_before": round(load_before, 2),
+                         "agreement": agreement.as_dict(), "compiled": manager.runtime().compiled,
+                         "load_before": round(load_before, 2),
                          "max_load": max(stock_mb["max_load_1min"], ours_mb["max_load_1min"])})
             print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -112,6 +113,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--height", type=int, default=683)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compile", choices=["on", "off"], default="on",
+                        help="torch.compile the point decoder, as COMPILE_MODEL=auto does")
     args = parser.parse_args()
     params = {n: {"default": {}, "permissive": PERMISSIVE}[n] for n in args.params.split(",")}
     image = generated_image(args.width, args.height, args.seed)
@@ -119,7 +122,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         for model_type in args.models.split(","):
             rows = bench_model(model_type, [int(p) for p in args.points.split(",")], params,
-                               image, Path(work), args.seed)
+                               image, Path(work), args.seed, args.compile == "on")
             report = {"machine": machine_description(), "image": f"{args.width}x{args.height}",
                       "rows": rows}
             stem = f"sam2_{model_type}_cpu_{args.width}x{args.height}"  # "." in the name

@@ -25,7 +25,8 @@ def sam2_server(tmp_path_factory):
     checkpoint = make_meta_checkpoint(workdir / "sam2.1_hiera_tiny.pt", seed=1)
     live = LiveServer(workdir, {"DEFAULT_MODEL": "sam2.1_hiera_tiny", "OFFLINE": "1",
                                 "PRECISION": "exact", "SAM_CHECKPOINT_PATH": str(checkpoint),
-                                "WARM_UP_AT_STARTUP": "0", "RESULTS_DIR": str(workdir / "results")})
+                                "WARM_UP_AT_STARTUP": "0", "COMPILE_MODEL": "off",
+                                "RESULTS_DIR": str(workdir / "results")})
     live.wait_ready(timeout=180)
     yield live
     live.stop()

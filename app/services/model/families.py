@@ -52,7 +52,7 @@ FAMILIES: dict[str, Family] = {
                    (MaskEngine, PromptedEngine)),
     "sam2.1": Family("sam2.1", "Segment Anything 2.1 (image predictor)", load_meta_checkpoint,
                      lambda model, precision, compile_model, batch: Sam2Engine(
-                         Sam2Runtime(model, precision, batch)),
+                         Sam2Runtime(model, precision, batch, compile_model)),
                      (Sam2MaskEngine, Sam2PromptedEngine)),
 }
 
