@@ -34,6 +34,7 @@ class PromptedGenerator(Protocol):
 class ModelEngine(Protocol):
     family: str
     compiled: bool
+    runtime: Any  # the loaded model prepared for generation (benches read its device)
 
     @property
     def parameters(self) -> dict[str, Any]:
