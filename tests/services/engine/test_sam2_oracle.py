@@ -59,16 +59,28 @@ def test_automatic_masks_with_m2m_and_nms_equal_meta_generator(models, image):
     assert agreement.mean_matched_iou >= 0.99
 
 
-@pytest.mark.parametrize("prompt", [
-    Prompt(points=[(40, 30)]),  # one point: three candidates, the best kept
-    Prompt(points=[(40, 30), (100, 80)], labels=[1, 0]),
-    Prompt(box=(25, 15, 95, 75)),
-    Prompt(points=[(60, 45)], box=(25, 15, 95, 75)),
-], ids=["point", "points", "box", "point_and_box"])
-def test_prompted_mask_equals_meta_predictor(models, image, prompt):
+PROMPTS = {
+    "point": Prompt(points=[(40, 30)]),  # one point: three candidates, the best kept
+    "points": Prompt(points=[(40, 30), (100, 80)], labels=[1, 0]),
+    "box": Prompt(box=(25, 15, 95, 75)),
+    "point_and_box": Prompt(points=[(60, 45)], box=(25, 15, 95, 75)),
+}
+
+
+@pytest.fixture(scope="module")
+def prompted(models, image):
+    """Meta's predictor and our prompted engine, each encoding the image once."""
     meta, runtime = models
     predictor = SAM2ImagePredictor(meta)
     predictor.set_image(image)
+    ours = Sam2PromptedEngine(runtime).generate(image, list(PROMPTS.values()))
+    return predictor, dict(zip(PROMPTS, ours))
+
+
+@pytest.mark.parametrize("name", PROMPTS)
+def test_prompted_mask_equals_meta_predictor(prompted, name):
+    predictor, ours = prompted
+    prompt = PROMPTS[name]
     multimask = len(prompt.points) == 1 and prompt.box is None
     masks, scores, _ = predictor.predict(
         point_coords=np.array(prompt.points) if prompt.points else None,
@@ -76,7 +88,7 @@ def test_prompted_mask_equals_meta_predictor(models, image, prompt):
         box=None if prompt.box is None else np.array(prompt.box),
         multimask_output=multimask)
     expected = masks[int(np.argmax(scores))].astype(bool)
-    (record,) = Sam2PromptedEngine(runtime).generate(image, [prompt])
+    record = ours[name]
     assert rle_iou_matrix([record.rle], [MaskRecord.from_stock(
         {"segmentation": expected, **_fields(record)}).rle])[0, 0] >= 0.98
     assert record.predicted_iou == pytest.approx(float(scores.max()), abs=1e-4)
