@@ -21,13 +21,8 @@ from app.core.logging import get_logger, setup_logger
 from app.routes import health, info, jobs, metrics, results, segment, web
 from app.routes.request_metrics import MetricsMiddleware
 from app.routes.upload_limit import UploadLimitMiddleware
-from app.services.job_queue import JobQueue
-from app.services.jobs.broker import BrokerJobs
-from app.services.jobs.embedded import EmbeddedJobs
-from app.services.model.bootstrap import prepare_model
+from app.services.jobs import start_jobs
 from app.services.results.retention import retention_loop
-from app.services.results.storage import open_storage
-from app.services.results.storage.local import LocalStorage
 
 log = get_logger(__name__)
 
@@ -35,41 +30,27 @@ log = get_logger(__name__)
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     settings = get_settings()
-    if settings.BROKER_URL:
-        # Broker mode: a thin front. No model here; `python -m app worker` runs the jobs.
-        app.state.manager, app.state.jobs = None, BrokerJobs(settings)
-        log.info("startup", mode="broker", results_dir=str(settings.RESULTS_DIR),
-                 visibility_timeout_s=settings.visibility_timeout_s)
-        expire_records = None
-    else:
-        storage = open_storage(settings)
-        swept = storage.sweep_temporary() if isinstance(storage, LocalStorage) else 0
-        log.info("startup", mode="embedded", model_type=settings.DEFAULT_MODEL,
-                 results_dir=str(settings.RESULTS_DIR), swept_temporary_folders=swept)
-        try:
-            manager = await prepare_model(settings)
-        except ServiceError as exc:
-            log.error("startup_failed", error_code=exc.code, message=exc.message, **exc.details)
-            # The log line above says everything; a fresh exception keeps the
-            # traceback uvicorn prints down to a few lines instead of the whole chain.
-            raise RuntimeError(f"{exc.code}: {exc.message}") from None
-        queue = JobQueue(settings.MAX_CONCURRENT_JOBS, settings.MAX_QUEUED_JOBS,
-                         settings.JOB_TIMEOUT_S)
-        app.state.manager, app.state.jobs = manager, EmbeddedJobs(settings, manager, queue)
-        expire_records = app.state.jobs.store.expire
-    retention = asyncio.create_task(retention_loop(settings, expire_records))
+    log.info("startup", broker=bool(settings.BROKER_URL), model_type=settings.DEFAULT_MODEL,
+             results_dir=str(settings.RESULTS_DIR))
+    try:
+        app.state.jobs = await start_jobs(settings)
+    except ServiceError as exc:
+        log.error("startup_failed", error_code=exc.code, message=exc.message, **exc.details)
+        # The log line above says everything; a fresh exception keeps the
+        # traceback uvicorn prints down to a few lines instead of the whole chain.
+        raise RuntimeError(f"{exc.code}: {exc.message}") from None
+    # Retention also removes the stale temporaries of crashed jobs, at once and then
+    # every RETENTION_INTERVAL_S.
+    retention = asyncio.create_task(retention_loop(settings, app.state.jobs.expire_records))
     # Everything loaded so far (torch, the model, every module) lives until exit: keep it
     # out of the cyclic garbage collector, whose full passes over it would otherwise
     # stall the event loop for ~200 ms under load.
     gc.freeze()
     yield
     retention.cancel()
-    if isinstance(app.state.jobs, EmbeddedJobs):
-        # uvicorn has waited for in-flight requests; jobs it cancelled (graceful-shutdown
-        # timeout) and background jobs are abandoned and clean up when their thread ends.
-        await app.state.jobs.close()
-        unfinished = await app.state.jobs.queue.drain(settings.JOB_TIMEOUT_S)
-        log.info("shutdown", jobs_unfinished=unfinished)
+    # uvicorn has waited for in-flight requests; jobs it cancelled (graceful-shutdown
+    # timeout) and background jobs are abandoned and clean up when their thread ends.
+    await app.state.jobs.shutdown()
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -113,7 +113,11 @@ class JobInterrupted(ServiceError):
 
 class JobAbandoned(Exception):
     """Not an answer: raised inside a job's thread once the job was cancelled or timed
-    out, to stop it at the next phase or batch; nobody awaits its outcome."""
+    out (`reason`: cancelled or timeout), to stop it at the next phase or batch."""
+
+    def __init__(self, reason: str = "cancelled") -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class JobFailed(ServiceError):

@@ -5,7 +5,7 @@ import torch
 
 from app.core.config import Settings
 from app.core.errors import SegmentationFailed
-from app.services.model.generation import generate_masks
+from app.services.model.recovery import generate_masks
 from app.services.model.manager import ModelManager
 from tests.images import scene_rgb
 

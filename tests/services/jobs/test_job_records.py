@@ -10,8 +10,8 @@ from app.core.config import Settings
 from app.core.errors import BrokerUnavailable
 from app.schemas.jobs import JobProgress, JobRecord
 from app.services.jobs.embedded import INTERRUPTED
-from app.services.jobs.redis_store import KEY_PREFIX, RedisJobStore
-from app.services.jobs.store import DiskJobStore, now
+from app.services.jobs.redis_records import KEY_PREFIX, RedisJobStore
+from app.services.jobs.records import DiskJobStore, now
 from app.services.jobs.tracking import tracker
 
 JOB = "3f2c6a1e-1b7a-4c55-9f7e-0d7c1c2a9b10"

@@ -6,7 +6,7 @@ import redis
 
 from app.core.errors import BrokerUnavailable
 from app.schemas.jobs import JobRecord
-from app.services.jobs.store import DEFAULT_RECORD_TTL_S, Change, JobStore
+from app.services.jobs.records import DEFAULT_RECORD_TTL_S, Change, JobStore
 
 KEY_PREFIX = "sam:job:"
 
