@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 
 from app import __version__
 from app.core.config import get_settings
-from app.core.errors import InvalidRequest, ServiceError
+from app.core.errors import HttpError, InvalidRequest, ServiceError
 from app.core.logging import get_logger, setup_logger
 from app.routes import health, info, jobs, metrics, results, segment, web
 from app.routes.request_metrics import MetricsMiddleware
@@ -54,14 +54,18 @@ async def lifespan(app: FastAPI):
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    """The one place errors become the JSON envelope."""
+    """Where errors become the JSON envelope: every handler answers a ServiceError's
+    `envelope()` (`_answer`), so there is one shape and one place that builds it."""
+
+    def _answer(exc: ServiceError, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse(exc.envelope(), status_code=exc.status, headers=headers or exc.headers)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         where = {"phase": exc.phase} if exc.phase else {}
         log.warning("request_failed", error_code=exc.code, message=exc.message,
                     path=request.url.path, **where)
-        return JSONResponse(exc.envelope(), status_code=exc.status, headers=exc.headers)
+        return _answer(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -72,16 +76,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
-        body = {"success": False, "error_code": code, "message": str(exc.detail), "details": {}}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        # Starlette's own answers (no such route, wrong method) in the same envelope.
+        return _answer(HttpError.of(exc.status_code, str(exc.detail)), exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected_error", path=request.url.path)
-        body = {"success": False, "error_code": "INTERNAL_ERROR",
-                "message": "An unexpected error occurred", "details": {}}
-        return JSONResponse(body, status_code=500)
+        return _answer(ServiceError("An unexpected error occurred"))
 
 
 def create_app() -> FastAPI:

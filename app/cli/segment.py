@@ -23,7 +23,7 @@ from app.core.config import Settings
 from app.core.errors import ServiceError
 from app.core.logging import setup_logger
 from app.cli.prompt_options import PromptSource, add_prompt_options
-from app.schemas import GenerationParams, JobRequest
+from app.schemas import GenerationParams
 
 if TYPE_CHECKING:
     from app.services.model.manager import ModelManager
@@ -127,7 +127,7 @@ async def _segment_all(images: list[Path], params: GenerationParams, prompts: Pr
 async def _segment_one(image: Path, params: GenerationParams, prompts: PromptSource,
                        manager: "ModelManager", settings: Settings) -> Outcome:
     from app.services.pipeline import run_job
-    from app.services.prompt_check import check_prompts
+    from app.services.intake import job_request
 
     try:
         raw_prompts = prompts.for_image(image)
@@ -135,8 +135,7 @@ async def _segment_one(image: Path, params: GenerationParams, prompts: PromptSou
         return Outcome(image, error="not listed in the --prompts file")
     try:
         data = await asyncio.to_thread(image.read_bytes)
-        job = JobRequest(image=data, file_name=image.name, params=params,
-                         prompts=check_prompts(raw_prompts, data, settings, params))
+        job = job_request(data, image.name, params, raw_prompts, settings)
         result = await asyncio.to_thread(run_job, job, manager, settings)
     except OSError as exc:
         return Outcome(image, error=f"cannot read: {exc.strerror or exc}")

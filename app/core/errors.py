@@ -1,5 +1,5 @@
-"""The service's typed errors. Services raise these; one handler in app.main
-turns each into the JSON error envelope `{success, error_code, message, details}`."""
+"""The service's typed errors. Services raise these; app.main turns each into the
+JSON error envelope `{success, error_code, message, details}` (`envelope()`)."""
 
 from typing import Any
 
@@ -56,6 +56,18 @@ class NotFound(ServiceError):
     code, status = "NOT_FOUND", 404
 
 
+class HttpError(ServiceError):
+    """Starlette's own refusals (no such route, a method it does not allow)."""
+
+    _CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+    @classmethod
+    def of(cls, status: int, message: str) -> "HttpError":
+        error = cls(message)
+        error.code, error.status = cls._CODES.get(status, "HTTP_ERROR"), status
+        return error
+
+
 class Unauthorized(ServiceError):
     """API_KEY is set and the request's X-API-Key header is missing or wrong."""
 
@@ -109,6 +121,12 @@ class JobInterrupted(ServiceError):
     """In a job record only: the process running the job stopped before it finished."""
 
     code, status = "JOB_INTERRUPTED", 500
+
+
+class JobRecordUnreadable(ServiceError):
+    """A job's record exists but cannot be read (a damaged file or Redis value)."""
+
+    code, status = "JOB_RECORD_UNREADABLE", 500
 
 
 class JobAbandoned(Exception):

@@ -18,11 +18,11 @@ from datetime import datetime, timezone
 from app.core.config import Settings
 from app.core.errors import JobAbandoned, ServiceError
 from app.core.logging import bind_job, get_logger, set_phase
-from app.schemas import (AppliedParameters, ImageInfo, JobMetadata, JobRequest, SkippedMask,
+from app.schemas import (AppliedParameters, ImageInfo, JobMetadata, JobRequest, Retry, SkippedMask,
                          Timings)
 from app.services.engine.records import MaskRecord
 from app.services.identity import worker_name
-from app.services.image_processor import decode_image
+from app.services.image_processor import DecodedImage, decode_image
 from app.services.metrics import observe_phases
 from app.services.model.recovery import generate_masks
 from app.services.model.manager import ModelManager
@@ -119,7 +119,6 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
     cancel = cancel or StopSignal()
     bind_job(job.id)
     log.info("received", bytes=len(request.image))
-    params = request.params
     job.ms["received"] = _ms_since(job.started)
     with job.phase("preprocessed"):
         image = decode_image(request.image, settings.MAX_IMAGE_PIXELS)
@@ -132,21 +131,30 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
     _stop_if_abandoned(cancel)
     with job.phase("masks_generated"):
         records, retries = generate_masks(
-            manager, image.rgb, params.generator_kwargs(), simulate_oom=settings.SIMULATE_CUDA_OOM,
-            on_batch=lambda done, total: _batch_done(job, cancel, done / total),
-            prompts=request.prompts)
+            manager, image.rgb, request.params.generator_kwargs(),
+            simulate_oom=settings.SIMULATE_CUDA_OOM, prompts=request.prompts,
+            on_batch=lambda done, total: _batch_done(job, cancel, done / total))
     log.info("masks_generated", count=len(records), retries=len(retries),
              ms=job.ms["masks_generated"])
     _stop_if_abandoned(cancel)
+    result = _save(job, request, image, records, retries, manager, settings)
+    set_phase("completed")
+    job.progress("completed", None)
+    log.info("completed", ms=result.metadata.timings_ms.completed)
+    observe_phases(result.metadata.timings_ms.model_dump())
+    return result
 
-    applied = params.applied(settings.MIN_OBJECT_PIXELS)
+
+def _save(job: _Job, request: JobRequest, image: DecodedImage, records: list[MaskRecord],
+          retries: list[Retry], manager: ModelManager, settings: Settings) -> JobResult:
+    """The objects_saved phase: choose the objects, write them, commit metadata.json."""
+    applied = request.params.applied(settings.MIN_OBJECT_PIXELS)
     prompts = request.prompts
     chosen, skipped = select_objects(records, applied, settings.MAX_OBJECTS, prompts is not None)
-    kept = [records[i] for i in chosen]
     name = layout.folder_name(job.created, job.id)
     begun = time.perf_counter()
     with job.phase("objects_saved"), ResultFolder(open_storage(settings), name) as folder:
-        objects, unwritten = folder.write_objects(image.rgb, kept)
+        objects, unwritten = folder.write_objects(image.rgb, [records[i] for i in chosen])
         if prompts is not None:  # object i answered prompt chosen[i]
             objects = [o.model_copy(update={"prompt": prompts[chosen[o.index]],
                                             "prompt_index": chosen[o.index]}) for o in objects]
@@ -162,10 +170,6 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
         output_dir = folder.commit(metadata)
     log.info("objects_saved", objects=len(objects), skipped=len(metadata.skipped),
              ms=metadata.timings_ms.objects_saved)
-    set_phase("completed")
-    job.progress("completed", None)
-    log.info("completed", ms=metadata.timings_ms.completed)
-    observe_phases(metadata.timings_ms.model_dump())
     return JobResult(name, output_dir, metadata)
 
 

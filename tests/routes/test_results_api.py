@@ -5,7 +5,9 @@ import io
 import json
 import zipfile
 
+import numpy as np
 import pytest
+from PIL import Image
 from pycocotools.coco import COCO
 
 from tests.conftest import PERMISSIVE
@@ -66,7 +68,12 @@ def test_annotations_load_in_pycocotools_and_match_the_objects(api, server, job,
     metadata = api.get(server.url + job["urls"]["metadata"]).json()
     for annotation, obj in zip(coco.loadAnns(coco.getAnnIds()), metadata["objects"], strict=True):
         assert coco.annToMask(annotation).shape == (120, 160)
-        assert annotation["bbox"] == obj["bbox"] and annotation["score"] == obj["predicted_iou"]
+        folder = server.results_dir / job["output_dir"].split("/")[-1]
+        ys, xs = np.nonzero(np.asarray(Image.open(folder / obj["mask_file"])))
+        # COCO's box: the extent of the object's mask in pixels
+        extent = [int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1]
+        assert annotation["bbox"] == obj["bbox"] == extent
+        assert annotation["score"] == obj["predicted_iou"]
         assert obj["rle"]["size"] == [120, 160] and isinstance(obj["rle"]["counts"], str)
 
 

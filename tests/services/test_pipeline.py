@@ -64,7 +64,7 @@ def test_masks_under_min_object_pixels_are_skipped_with_their_reason(settings, m
 def square(size: int) -> MaskRecord:
     mask = np.zeros((60, 60), bool)
     mask[:size, :size] = True
-    return MaskRecord(rle=encode_rle(mask), area=size * size, bbox=[0, 0, size, size],
+    return MaskRecord(rle=encode_rle(mask), area=size * size,
                       predicted_iou=0.9, stability_score=0.9, point_coords=[[0.0, 0.0]],
                       crop_box=[0, 0, 60, 60])
 

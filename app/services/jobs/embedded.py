@@ -9,7 +9,7 @@ import asyncio
 from functools import partial
 
 from app.core.config import Settings
-from app.core.errors import JobInterrupted, ServiceError
+from app.core.errors import JobInterrupted
 from app.core.logging import bind_job, get_logger
 from app.schemas import JobRequest, SegmentResponse
 from app.schemas.jobs import JobRecord

@@ -74,12 +74,13 @@ class ResultFolder:
 def _encode_object(image: np.ndarray, index: int, record: MaskRecord,
                    ) -> tuple[SavedObject, bytes, bytes]:
     mask = record.mask()  # one object's pixels at a time: memory stays bounded
-    cutout = cut_out(image, mask)
+    bbox = record.bbox
+    cutout = cut_out(image, mask, bbox)
     entry = SavedObject(
-        index=index, bbox=list(cutout.bbox), area=record.area,
+        index=index, bbox=bbox, area=record.area,
         predicted_iou=round(record.predicted_iou, 6),
         stability_score=round(record.stability_score, 6),
         point_coords=record.point_coords, crop_box=record.crop_box,
         rle=coco_rle(record.rle), polygons=mask_to_polygons(mask),
         mask_file=layout.mask_file(index), object_file=layout.object_file(index))
-    return entry, encode_mask(mask), encode_png(cutout.rgba)
+    return entry, encode_mask(mask), encode_png(cutout)

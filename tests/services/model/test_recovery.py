@@ -44,6 +44,14 @@ def test_predictor_error_rebuilds_the_model_and_retries_once(manager):
         {"attempt": 1, "reason": "predictor_error", "error": "corrupted state"}]
 
 
+def test_a_bug_in_our_code_is_not_retried_and_keeps_the_model(manager):
+    model = manager.model()
+    fail_encoder(manager, times=1, error=TypeError("a bug of ours"))
+    with pytest.raises(TypeError):
+        generate_masks(manager, scene_rgb(), PARAMS)
+    assert manager.model() is model  # no unload, no reload
+
+
 def test_second_oom_gives_segmentation_failed(manager):
     fail_encoder(manager, times=1, error=torch.cuda.OutOfMemoryError("CUDA out of memory"))
     # simulate_oom fails attempt 1; the hook is gone with the unloaded model, so

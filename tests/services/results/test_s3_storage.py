@@ -45,10 +45,12 @@ def test_committed_folder_has_every_file_and_metadata_is_the_marker(storage, s3,
     files = ["annotations.json", "mask_0.png", "object_0.png", "overlay.png"]
     assert in_bucket_when_marked == [INDEX_KEY] + [prefix + f for f in files]
     assert s3.keys() == [INDEX_KEY] + sorted(prefix + f for f in [*files, "metadata.json"])
-    assert job_folder(storage, JOB) == NAME
+    calls: list[str] = []
+    storage.client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
     size, chunks = result_file(storage, JOB, "metadata.json")
     body = b"".join(chunks)
     assert len(body) == size and json.loads(body)["job_id"] == "job"
+    assert calls == ["GetObject", "HeadObject", "GetObject"]  # by id: index, marker, file
     assert storage.folder_location(NAME) == f"s3://{s3.BUCKET}/{prefix}".rstrip("/")
 
 

@@ -20,7 +20,7 @@ from tests.images import scene_rgb
 def record(top: int, left: int, size: int) -> MaskRecord:
     mask = np.zeros((120, 160), bool)
     mask[top:top + size, left:left + size] = True
-    return MaskRecord(rle=encode_rle(mask), area=int(mask.sum()), bbox=[left, top, size, size],
+    return MaskRecord(rle=encode_rle(mask), area=int(mask.sum()),
                       predicted_iou=0.9, stability_score=0.97,
                       point_coords=[[left + 1.0, top + 1.0]], crop_box=[0, 0, 160, 120])
 
