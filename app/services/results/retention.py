@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from app.core.config import Settings
 from app.core.errors import StorageError
 from app.core.logging import get_logger
-from app.services.results.storage import Storage, open_storage
+from app.services.results import layout
+from app.services.results.storage import FolderInfo, Storage, open_storage
 
 log = get_logger(__name__)
 
@@ -39,6 +40,7 @@ def enforce_retention(storage: Storage, ttl_hours: float | None, max_bytes: int 
     now = time.time() if now is None else now
     swept = 0 if incomplete_grace_s is None else storage.sweep(incomplete_grace_s, now)
     folders = sorted((f for f in storage.folders() if f.complete), key=lambda f: f.modified)
+    _index_unindexed(storage, folders)
     total = sum(f.size for f in folders)
     removed = freed = 0
     for folder in folders:
@@ -48,6 +50,16 @@ def enforce_retention(storage: Storage, ttl_hours: float | None, max_bytes: int 
             continue
         removed, freed, total = removed + 1, freed + folder.size, total - folder.size
     return RetentionReport(removed, freed, len(folders) - removed, total, swept)
+
+
+def _index_unindexed(storage: Storage, folders: list[FolderInfo]) -> None:
+    """Results written before lookups by id had an index (an upgraded service) get
+    their entry, so GET /results finds them again after the first retention pass."""
+    indexed = storage.indexed()
+    for folder in folders:
+        job_id = layout.job_id_of(folder.name)
+        if layout.is_job_id(job_id) and job_id not in indexed:
+            storage.write_index(folder.name)
 
 
 async def retention_loop(settings: Settings, also: Callable[[], int] | None = None) -> None:

@@ -7,6 +7,7 @@ import statistics
 import time
 
 from app.services.results.downloads import result_file
+from app.services.results.retention import enforce_retention
 from app.services.results.storage.local import LocalStorage
 from app.services.results.writer import ResultFolder
 from tests.images import scene_rgb
@@ -42,3 +43,12 @@ def test_30000_other_folders_do_not_slow_a_download(tmp_path):
     # Measured in this run: ~1x when found by id; a glob over the folders is 10-100x.
     assert crowded < 4 * alone, (alone, crowded)
 
+
+
+def test_results_from_before_the_index_are_found_after_a_retention_pass(tmp_path):
+    storage = LocalStorage(tmp_path)
+    write(storage)
+    (tmp_path / ".index" / JOB).unlink()  # as an older version left it: no entry
+    assert storage.find(JOB) is None
+    enforce_retention(storage, ttl_hours=None, max_bytes=None)
+    assert storage.find(JOB) == NAME

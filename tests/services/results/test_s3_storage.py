@@ -67,6 +67,9 @@ def test_a_rerun_replaces_an_incomplete_folder(storage, s3):
     s3.client().put_object(Bucket=s3.BUCKET, Key=f"team/results/{NAME}/mask_7.png", Body=b"stale")
     write(storage, [record(0, 0, 40)])
     assert not any(k.endswith("mask_7.png") for k in s3.keys())
+    s3.client().delete_object(Bucket=s3.BUCKET, Key=INDEX_KEY)  # as an older version left it
+    enforce_retention(storage, ttl_hours=None, max_bytes=None)
+    assert storage.find(JOB) == NAME
 
 
 def test_archive_streams_every_file(storage):

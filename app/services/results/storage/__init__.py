@@ -8,7 +8,8 @@ stale, and `begin` replaces whatever an earlier, interrupted run of the same job
 
 Requests find a folder by its job id in O(1): `begin` writes an index entry
 (`.index/<job_id>` -> the folder's name) before any file, and `find` reads that entry
-and checks the commit marker. Only retention lists (`folders`, `sweep`).
+and checks the commit marker. Only retention lists (`folders`, `sweep`, `indexed`; it
+also writes the entries results from before the index lack).
 """
 
 from abc import ABC, abstractmethod
@@ -54,6 +55,14 @@ class Storage(ABC):
     @abstractmethod
     def begin(self, name: str) -> FolderWriter:
         """Start writing folder `name`, replacing an incomplete one of that name."""
+
+    @abstractmethod
+    def write_index(self, name: str) -> None:
+        """Write the index entry job id -> `name` (StorageError when it cannot)."""
+
+    @abstractmethod
+    def indexed(self) -> set[str]:
+        """The job ids that have an index entry (a listing: for retention only)."""
 
     @abstractmethod
     def folder_location(self, name: str) -> str:

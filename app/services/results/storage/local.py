@@ -34,7 +34,7 @@ class _LocalWriter(FolderWriter):
         with storage_errors(str(self.root)):
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp.mkdir(parents=True)
-            _write_atomically(storage.index_entry(name), name.encode())
+            storage.write_index(name)
 
     def put(self, file: str, data: bytes) -> None:
         with storage_errors(str(self.root)):
@@ -66,6 +66,15 @@ class LocalStorage(Storage):
 
     def begin(self, name: str) -> FolderWriter:
         return _LocalWriter(self, name)
+
+    def write_index(self, name: str) -> None:
+        with storage_errors(str(self.root)):
+            _write_atomically(self.index_entry(name), name.encode())
+
+    def indexed(self) -> set[str]:
+        index = self.root / layout.INDEX
+        return {p.name for p in index.iterdir() if not p.name.startswith(".")} \
+            if index.is_dir() else set()
 
     def folder_location(self, name: str) -> str:
         # Relative to the results folder's parent, never an absolute server path.

@@ -56,9 +56,15 @@ class S3Storage(Storage):
 
     def begin(self, name: str) -> FolderWriter:
         self._delete_files(name)  # what an interrupted run of this job left
+        self.write_index(name)
+        return _S3Writer(self, name)
+
+    def write_index(self, name: str) -> None:
         with self.errors():
             self.client.put_object(Bucket=self.bucket, Key=self.index_key(name), Body=name.encode())
-        return _S3Writer(self, name)
+
+    def indexed(self) -> set[str]:
+        return {o["Key"].rsplit("/", 1)[1] for o in self._objects(f"{self._prefix}{layout.INDEX}/")}
 
     def folder_location(self, name: str) -> str:
         return f"s3://{self.bucket}/{self.key(name)}".rstrip("/")
