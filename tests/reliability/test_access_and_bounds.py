@@ -10,6 +10,7 @@ import requests
 from app.services.results.retention import enforce_retention
 from app.services.results.storage import local
 from app.services.results.storage.local import LocalStorage
+from tests.conftest import LiveServer, tiny_env
 from tests.images import image_bytes
 from tests.reliability.helpers import assert_envelope, post_image
 
@@ -26,17 +27,23 @@ def _result_folder(results, name: str, age_hours: float, size: int = 1000):
     return folder
 
 
-@pytest.fixture
-def guarded(start_server, tmp_path):
-    results = tmp_path / "results"
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory, tiny_checkpoint):
+    """One server for the module (its tests change nothing the others read)."""
+    workdir = tmp_path_factory.mktemp("guarded")
+    results = workdir / "results"
     _result_folder(results, "old", age_hours=48)
     _result_folder(results, "recent", age_hours=0.1)
     (results / ".tmp-crashed").mkdir()  # left by a process that died an hour ago
     hour_ago = time.time() - 3600
     os.utime(results / ".tmp-crashed", (hour_ago, hour_ago))
     (results / ".tmp-writing").mkdir()  # another process's, on a shared volume
-    return start_server(API_KEY=KEY, CORS_ORIGINS="http://allowed.example", MAX_OBJECTS="1",
-                        RESULTS_TTL_HOURS="24")
+    server = LiveServer(workdir, {**tiny_env(tiny_checkpoint, workdir), "API_KEY": KEY,
+                                  "CORS_ORIGINS": "http://allowed.example", "MAX_OBJECTS": "1",
+                                  "RESULTS_TTL_HOURS": "24"})
+    server.wait_ready()
+    yield server
+    server.stop()
 
 
 def test_segment_needs_the_api_key_and_health_stays_open(guarded):
