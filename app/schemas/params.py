@@ -1,11 +1,18 @@
 """The generator parameters a request may set (form fields of POST /segment)."""
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.prompts import Prompt
 from app.services.results.layout import new_job_id
+
+
+# How annotations.json writes each object's segmentation (app.services.results.exports).
+CocoSegmentation = Literal["auto", "polygons", "rle"]
+COCO_SEGMENTATION_HELP = ("annotations.json: auto = polygons where they hold the mask exactly, "
+                          "else RLE (holes); polygons = every object as polygons (holes lost); "
+                          "rle = every object as RLE")
 
 
 class GenerationParams(BaseModel):
@@ -59,3 +66,4 @@ class JobRequest(BaseModel):
     file_name: str = "image.png"
     params: GenerationParams = Field(default_factory=GenerationParams)
     prompts: list[Prompt] | None = Field(None, description="Cut out these objects only (one per prompt)")
+    coco_segmentation: CocoSegmentation = Field("auto", description=COCO_SEGMENTATION_HELP)
