@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from app import __version__
@@ -109,8 +110,11 @@ def create_app() -> FastAPI:
     setup_logger(settings.LOG_LEVEL, settings.LOG_FORMAT)
     # No redirect for a trailing slash: `/segment/` or `/results/<id>/x/` is a 404 in the
     # envelope (a 307 would also answer before the API key is checked).
-    app = FastAPI(title="SAM segmentation service", version=__version__, lifespan=lifespan,
-                  redirect_slashes=False)
+    # FastAPIOffline: /docs loads its scripts from this server, not a CDN, so the API page
+    # works where the service often runs: machines without internet. No /redoc: its page
+    # still fetches a logo from another host, and /docs is the one API page.
+    app = FastAPIOffline(title="SAM segmentation service", version=__version__, lifespan=lifespan,
+                         redirect_slashes=False, redoc_url=None)
     app.include_router(segment.router)
     app.include_router(jobs.router)
     app.include_router(health.router)
