@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from app import __version__
 from app.core.config import get_settings
 from app.core.errors import InvalidRequest, ServiceError
-from app.core.logging import get_logger, setup_logger
+from app.core.logging import get_logger, log_startup_failure, setup_logger
 from app.routes import health, info, jobs, metrics, results, segment, web
 from app.routes.request_metrics import MetricsMiddleware
 from app.routes.upload_limit import UploadLimitMiddleware
@@ -50,10 +50,8 @@ async def lifespan(app: FastAPI):
         try:
             manager = await prepare_model(settings)
         except ServiceError as exc:
-            log.error("startup_failed", error_code=exc.code, message=exc.message, **exc.details)
-            # The log line above says everything; a fresh exception keeps the
-            # traceback uvicorn prints down to a few lines instead of the whole chain.
-            raise RuntimeError(f"{exc.code}: {exc.message}") from None
+            log_startup_failure(log, exc)
+            raise
         queue = JobQueue(settings.MAX_CONCURRENT_JOBS, settings.MAX_QUEUED_JOBS,
                          settings.JOB_TIMEOUT_S)
         app.state.manager, app.state.jobs = manager, EmbeddedJobs(settings, manager, queue)
