@@ -6,10 +6,27 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from tests.conftest import REPO, free_port
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+# The three starts below, run at once (each spends seconds importing torch).
+STARTS = {"terminal": (True, {}), "pipe": (False, {}),
+          "terminal_json_debug": (True, {"LOG_FORMAT": "json", "LOG_LEVEL": "DEBUG"})}
+
+
+@pytest.fixture(scope="module")
+def failed_starts(tmp_path_factory) -> dict[str, tuple[int, str]]:
+    """Each start's exit status and output."""
+    with ThreadPoolExecutor(len(STARTS)) as pool:
+        futures = {name: pool.submit(start_without_weights, tmp_path_factory.mktemp(name), terminal, **env)
+                   for name, (terminal, env) in STARTS.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def start_without_weights(tmp_path, terminal: bool, **env: str) -> tuple[int, str]:
@@ -41,8 +58,8 @@ def start_without_weights(tmp_path, terminal: bool, **env: str) -> tuple[int, st
     return process.wait(timeout=60), ANSI.sub("", output.decode()).replace("\r\n", "\n")
 
 
-def test_a_failed_start_on_a_terminal_ends_with_the_error_and_what_to_do(tmp_path):
-    status, output = start_without_weights(tmp_path, terminal=True)
+def test_a_failed_start_on_a_terminal_ends_with_the_error_and_what_to_do(failed_starts):
+    status, output = failed_starts["terminal"]
     assert status != 0
     assert "Traceback" not in output and not re.search(r"^\{", output, re.MULTILINE)
     lines = output.rstrip().splitlines()
@@ -54,8 +71,8 @@ def test_a_failed_start_on_a_terminal_ends_with_the_error_and_what_to_do(tmp_pat
     assert any("DEFAULT_MODEL=sam_tiny" in line for line in remedies)
 
 
-def test_a_failed_start_without_a_terminal_is_json_lines_without_a_traceback(tmp_path):
-    status, output = start_without_weights(tmp_path, terminal=False)
+def test_a_failed_start_without_a_terminal_is_json_lines_without_a_traceback(failed_starts):
+    status, output = failed_starts["pipe"]
     assert status != 0
     records = [json.loads(line) for line in output.splitlines()]
     failed = records[-1]
@@ -64,8 +81,8 @@ def test_a_failed_start_without_a_terminal_is_json_lines_without_a_traceback(tmp
     assert "Traceback" not in output
 
 
-def test_log_format_and_debug_level_override_the_terminal_and_show_the_traceback(tmp_path):
-    status, output = start_without_weights(tmp_path, terminal=True, LOG_FORMAT="json", LOG_LEVEL="DEBUG")
+def test_log_format_and_debug_level_override_the_terminal_and_show_the_traceback(failed_starts):
+    status, output = failed_starts["terminal_json_debug"]
     assert status != 0
     records = [json.loads(line) for line in output.splitlines() if line]
     assert any(r["event"] == "startup_failed" for r in records)
