@@ -4,8 +4,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.schemas.metadata import Timings
 from app.core.config import Settings
+from app.schemas.metadata import Timings
 from app.schemas.params import RELAXED_PARAMETERS, AppliedParameters
 from app.services.image_processor import ACCEPTED_FORMATS
 

@@ -132,16 +132,19 @@ function showFieldErrors(errors) {
   if (fields.some((f) => $("param-grid").contains(f))) document.querySelector("details.params").open = true;
   showError("Some parameters are not valid",
     errors.map((e) => `${e.field ? labelOf(e.field) : "Request"}: ${e.message}`).join(" · "));
-  if (fields.length) fields[0].focus();
+  if (fields.length) fields[0].focus({ preventScroll: true });
 }
 
 function showError(title, text) {
+  announce("");  // the alert is what is read out now
   $("error-title").textContent = title;
   $("error-text").textContent = text;
   $("error").hidden = false;
+  $("error").scrollIntoView({ block: "nearest" });  // it sits below the form: bring it up
 }
 
 function clearMessages() {
+  announce("");
   $("error").hidden = true;
   for (const field of form.querySelectorAll("[aria-invalid]")) field.removeAttribute("aria-invalid");
 }
