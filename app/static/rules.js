@@ -6,8 +6,13 @@
 let imageFormats = "supported";  // until /info says "PNG, JPEG, WEBP, BMP or TIFF"
 let fileHint = "";  // what the drop zone says before a pick
 
+// The other scripts (app.js: formatBytes, chosenFile) have all run by DOMContentLoaded;
+// the answers may come sooner.
+const scriptsRun = new Promise((resolve) => document.addEventListener("DOMContentLoaded", resolve));
+
 const rules = (async () => {
   const [schema, info] = await Promise.all([getJson("/openapi.json"), getJson("/info")]);
+  await scriptsRun;
   const params = schema.components.schemas.GenerationParams.properties;
   addParamFields(params, info.limits);
   describeUploads(info.limits);

@@ -1,11 +1,13 @@
 """A person's first minutes with the web page, in a real Chromium at desktop and phone
 size: the form built from the server's own rules, mistakes named by their labels, a new
-file replacing the last one's image and result, and a job that finds nothing."""
+file replacing the last one's image and result, a job that finds nothing, and the API
+page the header links to, on a machine without internet."""
 
 import io
 import re
 import struct
 import zlib
+from urllib.parse import urlsplit
 
 import requests
 from PIL import Image
@@ -114,6 +116,24 @@ def test_on_a_phone_no_objects_says_why_and_offers_the_servers_relaxed_filters(p
     name, data, mime = TEXT_FILE
     choose_image(phone, name, data, mime)
     expect(phone.locator("#results")).to_be_hidden()  # it was the last image's
+
+
+def test_api_page_renders_with_no_request_to_another_host(page, server):
+    elsewhere: list[str] = []
+
+    def only_this_server(route):
+        if urlsplit(route.request.url).hostname == "127.0.0.1" or route.request.url.startswith("data:"):
+            route.continue_()
+        else:  # what a machine without internet does to a CDN request
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.goto(server.url + "/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("SAM segmentation service")
+    expect(page.locator(".opblock-summary-path", has_text="/segment").first).to_be_visible()
+    assert elsewhere == []
+    assert page.request.get(server.url + "/redoc").status == 404  # no second page, with a CDN logo
 
 
 def png_claiming(width: int, height: int) -> bytes:
