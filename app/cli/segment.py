@@ -23,6 +23,7 @@ from app.core.errors import ServiceError
 from app.core.logging import setup_logger
 from app.cli.prompt_options import PromptSource, add_prompt_options
 from app.schemas import GenerationParams, JobRequest
+from app.schemas.params import COCO_SEGMENTATION_HELP, CocoSegmentation
 
 if TYPE_CHECKING:
     from app.services.model.manager import ModelManager
@@ -59,6 +60,8 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
                             type=float if float in _types(info.annotation) else int,
                             help=info.description)
     add_prompt_options(parser)
+    parser.add_argument("--coco-segmentation", choices=typing.get_args(CocoSegmentation), default="auto",
+                        help=COCO_SEGMENTATION_HELP)
     parser.add_argument("--verbose", action="store_true", help="print the structured log lines too")
 
 
@@ -84,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         console.print("[red]No images found in[/red] " + escape(" ".join(map(str, args.paths))))
         return 2
     try:
-        outcomes = asyncio.run(_segment_all(images, params, prompts, settings, console))
+        outcomes = asyncio.run(_segment_all(images, params, prompts, settings, console,
+                                            args.coco_segmentation))
     except ServiceError as exc:  # the model could not be prepared: nothing ran
         console.print(f"[red]{exc.code}:[/red] {escape(exc.message)}")
         for remedy in exc.details.get("remedies", []):
@@ -106,7 +110,8 @@ def find_images(paths: list[Path]) -> list[Path]:
 
 
 async def _segment_all(images: list[Path], params: GenerationParams, prompts: PromptSource,
-                       settings: Settings, console: Console) -> list[Outcome]:
+                       settings: Settings, console: Console, coco_segmentation: CocoSegmentation,
+                       ) -> list[Outcome]:
     # Imported here: torch takes seconds to import, and --help or a usage error should not wait.
     from app.services.model.bootstrap import prepare_model
 
@@ -117,13 +122,15 @@ async def _segment_all(images: list[Path], params: GenerationParams, prompts: Pr
         task = progress.add_task("Segmenting", total=len(images))
         for image in images:
             progress.update(task, description=f"Segmenting {escape(image.name)}")
-            outcomes.append(await _segment_one(image, params, prompts, manager, settings))
+            outcomes.append(await _segment_one(image, params, prompts, manager, settings,
+                                               coco_segmentation))
             progress.advance(task)
     return outcomes
 
 
 async def _segment_one(image: Path, params: GenerationParams, prompts: PromptSource,
-                       manager: "ModelManager", settings: Settings) -> Outcome:
+                       manager: "ModelManager", settings: Settings,
+                       coco_segmentation: CocoSegmentation) -> Outcome:
     from app.services.pipeline import segment_image
     from app.services.prompt_check import check_prompts
 
@@ -134,7 +141,8 @@ async def _segment_one(image: Path, params: GenerationParams, prompts: PromptSou
     try:
         data = await asyncio.to_thread(image.read_bytes)
         job = JobRequest(image=data, file_name=image.name, params=params,
-                         prompts=check_prompts(raw_prompts, data, settings, params))
+                         prompts=check_prompts(raw_prompts, data, settings, params),
+                         coco_segmentation=coco_segmentation)
         result = await segment_image(job, manager, settings)
     except OSError as exc:
         return Outcome(image, error=f"cannot read: {exc.strerror or exc}")

@@ -21,6 +21,6 @@ def check_prompts(raw: str | None, image: bytes, settings: Settings,
                             settings.MAX_OBJECTS)
     if params is not None and (grid_only := params.grid_fields_sent()):
         raise InvalidRequest("The request is not valid", {"errors": [
-            {"field": name, "message": f"{name} tunes the automatic point grid; it does not "
-                                       "apply with prompts"} for name in grid_only]})
+            {"field": name, "message": "tunes the automatic point grid; it does not apply "
+                                       "with prompts"} for name in grid_only]})
     return prompts

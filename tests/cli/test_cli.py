@@ -49,10 +49,14 @@ def test_segment_exits_zero_when_every_image_succeeds(tmp_path, tiny_checkpoint)
     image = tmp_path / "[red]scene[x].png"  # brackets are a file name's, never markup
     image.write_bytes(image_bytes())
     result = run_cli("segment", str(image), "--out", "out", "--model", "sam_tiny",
-                     "--checkpoint", str(tiny_checkpoint), *PERMISSIVE_OPTIONS, cwd=tmp_path)
+                     "--checkpoint", str(tiny_checkpoint), *PERMISSIVE_OPTIONS,
+                     "--coco-segmentation", "polygons", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 of 1 images segmented" in result.stdout and len(list((tmp_path / "out").iterdir())) == 1
     assert "[red]scene[x].png" in result.stdout
+    (folder,) = (tmp_path / "out").iterdir()
+    annotations = json.loads((folder / "annotations.json").read_text())["annotations"]
+    assert annotations and all(isinstance(a["segmentation"], list) for a in annotations)
 
 
 def test_out_of_range_parameter_is_a_usage_error(tmp_path):
