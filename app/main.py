@@ -12,12 +12,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from app import __version__
 from app.core.config import get_settings
 from app.core.errors import HttpError, InvalidRequest, ServiceError
-from app.core.logging import get_logger, setup_logger
+from app.core.logging import get_logger, log_startup_failure, setup_logger
 from app.routes import health, info, jobs, metrics, results, segment, web
 from app.routes.request_metrics import MetricsMiddleware
 from app.routes.upload_limit import UploadLimitMiddleware
@@ -35,10 +36,8 @@ async def lifespan(app: FastAPI):
     try:
         app.state.jobs = await start_jobs(settings)
     except ServiceError as exc:
-        log.error("startup_failed", error_code=exc.code, message=exc.message, **exc.details)
-        # The log line above says everything; a fresh exception keeps the
-        # traceback uvicorn prints down to a few lines instead of the whole chain.
-        raise RuntimeError(f"{exc.code}: {exc.message}") from None
+        log_startup_failure(log, exc)
+        raise
     # Retention also removes the stale temporaries of crashed jobs, at once and then
     # every RETENTION_INTERVAL_S.
     retention = asyncio.create_task(retention_loop(settings, app.state.jobs.expire_records))
@@ -91,8 +90,11 @@ def create_app() -> FastAPI:
     setup_logger(settings.LOG_LEVEL, settings.LOG_FORMAT)
     # No redirect for a trailing slash: `/segment/` or `/results/<id>/x/` is a 404 in the
     # envelope (a 307 would also answer before the API key is checked).
-    app = FastAPI(title="SAM segmentation service", version=__version__, lifespan=lifespan,
-                  redirect_slashes=False)
+    # FastAPIOffline: /docs loads its scripts from this server, not a CDN, so the API page
+    # works where the service often runs: machines without internet. No /redoc: its page
+    # still fetches a logo from another host, and /docs is the one API page.
+    app = FastAPIOffline(title="SAM segmentation service", version=__version__, lifespan=lifespan,
+                         redirect_slashes=False, redoc_url=None)
     app.include_router(segment.router)
     app.include_router(jobs.router)
     app.include_router(health.router)

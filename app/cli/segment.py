@@ -24,6 +24,7 @@ from app.core.errors import ServiceError
 from app.core.logging import setup_logger
 from app.cli.prompt_options import PromptSource, add_prompt_options
 from app.schemas import GenerationParams
+from app.schemas.params import COCO_SEGMENTATION_HELP, CocoSegmentation
 
 if TYPE_CHECKING:
     from app.services.model.manager import ModelManager
@@ -61,6 +62,8 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
                             type=float if float in _types(info.annotation) else int,
                             help=info.description)
     add_prompt_options(parser)
+    parser.add_argument("--coco-segmentation", choices=typing.get_args(CocoSegmentation), default="auto",
+                        help=COCO_SEGMENTATION_HELP)
     parser.add_argument("--verbose", action="store_true", help="print the structured log lines too")
 
 
@@ -86,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         console.print("[red]No images found in[/red] " + escape(" ".join(map(str, args.paths))))
         return 2
     try:
-        outcomes = asyncio.run(_segment_all(images, params, prompts, settings, console))
+        outcomes = asyncio.run(_segment_all(images, params, prompts, settings, console,
+                                            args.coco_segmentation))
     except ServiceError as exc:  # the model could not be prepared: nothing ran
         console.print(f"[red]{exc.code}:[/red] {escape(exc.message)}")
         for remedy in exc.details.get("remedies", []):
@@ -108,7 +112,8 @@ def find_images(paths: list[Path]) -> list[Path]:
 
 
 async def _segment_all(images: list[Path], params: GenerationParams, prompts: PromptSource,
-                       settings: Settings, console: Console) -> list[Outcome]:
+                       settings: Settings, console: Console, coco_segmentation: CocoSegmentation,
+                       ) -> list[Outcome]:
     # Imported here: torch takes seconds to import, and --help or a usage error should not wait.
     from app.services.model.bootstrap import prepare_model
 
@@ -119,13 +124,15 @@ async def _segment_all(images: list[Path], params: GenerationParams, prompts: Pr
         task = progress.add_task("Segmenting", total=len(images))
         for image in images:
             progress.update(task, description=f"Segmenting {escape(image.name)}")
-            outcomes.append(await _segment_one(image, params, prompts, manager, settings))
+            outcomes.append(await _segment_one(image, params, prompts, manager, settings,
+                                               coco_segmentation))
             progress.advance(task)
     return outcomes
 
 
 async def _segment_one(image: Path, params: GenerationParams, prompts: PromptSource,
-                       manager: "ModelManager", settings: Settings) -> Outcome:
+                       manager: "ModelManager", settings: Settings,
+                       coco_segmentation: CocoSegmentation) -> Outcome:
     from app.services.pipeline import run_job
     from app.services.intake import job_request
 
@@ -135,7 +142,7 @@ async def _segment_one(image: Path, params: GenerationParams, prompts: PromptSou
         return Outcome(image, error="not listed in the --prompts file")
     try:
         data = await asyncio.to_thread(image.read_bytes)
-        job = job_request(data, image.name, params, raw_prompts, settings)
+        job = job_request(data, image.name, params, raw_prompts, settings, coco_segmentation)
         result = await asyncio.to_thread(run_job, job, manager, settings)
     except OSError as exc:
         return Outcome(image, error=f"cannot read: {exc.strerror or exc}")

@@ -111,7 +111,8 @@ class Settings(BaseSettings):
     # Point prompts decoded per batch (one compiled shape; larger uses more memory).
     DECODE_BATCH_SIZE: int = Field(64, ge=1, le=1024)
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    LOG_FORMAT: Literal["json", "console"] = "json"
+    # auto: lines for a person when stderr is a terminal, JSON lines otherwise.
+    LOG_FORMAT: Literal["auto", "json", "console"] = "auto"
 
     # Fault injection for tests: the first generation raises CUDA out-of-memory.
     SIMULATE_CUDA_OOM: bool = False

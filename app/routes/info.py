@@ -3,14 +3,15 @@
 from fastapi import APIRouter, Request
 
 from app import __version__
-from app.routes.deps import JobsDep
+from app.routes.deps import JobsDep, SettingsDep
 from app.schemas import InfoResponse
+from app.schemas.api import Limits
 
 router = APIRouter()
 
 
 @router.get("/info", response_model=InfoResponse)
-async def info(request: Request, jobs: JobsDep) -> InfoResponse:
+async def info(request: Request, jobs: JobsDep, settings: SettingsDep) -> InfoResponse:
     # Read from the OpenAPI schema, so the list is the published contract itself.
     paths = request.app.openapi()["paths"]
     endpoints = sorted(f"{method.upper()} {path}" for path, ops in paths.items() for method in ops)
@@ -18,4 +19,4 @@ async def info(request: Request, jobs: JobsDep) -> InfoResponse:
     return InfoResponse(name="sam-segmentation-service", version=__version__,
                         model=model.model_type, device=model.device, precision=model.precision,
                         precision_fallback_reason=model.precision_fallback_reason,
-                        endpoints=endpoints)
+                        endpoints=endpoints, limits=Limits.of(settings))

@@ -6,18 +6,20 @@ prompt a 422, and nothing is computed or written."""
 from app.core.config import Settings
 from app.core.errors import InvalidRequest
 from app.schemas import GenerationParams, JobRequest
+from app.schemas.params import CocoSegmentation
 from app.schemas.prompts import Prompt, parse_prompts
 from app.services.image_processor import oriented_size
 
 
 def job_request(image: bytes, file_name: str, params: GenerationParams, prompts: str | None,
-                settings: Settings) -> JobRequest:
+                settings: Settings, coco_segmentation: CocoSegmentation = "auto") -> JobRequest:
     """The job for this upload. Refused here: not an image, an unaccepted format, too
     many pixels (read from the header; data truncated further on fails the job
     itself), and prompts that do not fit the image."""
     size = oriented_size(image, settings.MAX_IMAGE_PIXELS)
     return JobRequest(image=image, file_name=file_name, params=params,
-                      prompts=_checked_prompts(prompts, size, settings, params))
+                      prompts=_checked_prompts(prompts, size, settings, params),
+                      coco_segmentation=coco_segmentation)
 
 
 def _checked_prompts(raw: str | None, size: tuple[int, int], settings: Settings,
@@ -30,6 +32,6 @@ def _checked_prompts(raw: str | None, size: tuple[int, int], settings: Settings,
     prompts = parse_prompts(raw, size, settings.MAX_OBJECTS)
     if grid_only := params.grid_fields_sent():
         raise InvalidRequest("The request is not valid", {"errors": [
-            {"field": name, "message": f"{name} tunes the automatic point grid; it does not "
-                                       "apply with prompts"} for name in grid_only]})
+            {"field": name, "message": "tunes the automatic point grid; it does not apply "
+                                       "with prompts"} for name in grid_only]})
     return prompts

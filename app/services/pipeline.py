@@ -166,7 +166,8 @@ def _save(job: _Job, request: JobRequest, image: DecodedImage, records: list[Mas
             precision=manager.precision,
             precision_fallback_reason=manager.precision_fallback_reason,
             parameters=applied, timings_ms=job.stop_clock("objects_saved", begun),
-            retries=retries, objects=objects, skipped=skipped + unwritten, worker=worker_name())
+            retries=retries, objects=objects, skipped=skipped + unwritten, worker=worker_name(),
+            coco_segmentation=request.coco_segmentation)
         output_dir = folder.commit(metadata)
     log.info("objects_saved", objects=len(objects), skipped=len(metadata.skipped),
              ms=metadata.timings_ms.objects_saved)

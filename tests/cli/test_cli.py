@@ -50,12 +50,18 @@ def test_segment_exits_zero_when_every_image_succeeds_and_writes_to_a_bucket(
     image = tmp_path / "[red]scene[x].png"  # brackets are a file name's, never markup
     image.write_bytes(image_bytes())
     result = run_cli("segment", str(image), "--out", f"s3://{s3.BUCKET}/cli", "--model", "sam_tiny",
-                     "--checkpoint", str(tiny_checkpoint), *PERMISSIVE_OPTIONS, cwd=tmp_path)
+                     "--checkpoint", str(tiny_checkpoint), *PERMISSIVE_OPTIONS,
+                     "--coco-segmentation", "polygons", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 of 1 images segmented" in result.stdout and "[red]scene[x].png" in result.stdout
     assert not (tmp_path / "s3:").exists()  # --out takes RESULTS_DIR's forms, never a folder "s3:"
     folders = {k.split("/")[1] for k in s3.keys() if not k.startswith("cli/.index/")}
-    assert len(folders) == 1 and f"s3://{s3.BUCKET}/cli/{folders.pop()}" in result.stdout
+    assert len(folders) == 1
+    folder = folders.pop()
+    assert f"s3://{s3.BUCKET}/cli/{folder}" in result.stdout
+    body = s3.client().get_object(Bucket=s3.BUCKET, Key=f"cli/{folder}/annotations.json")["Body"]
+    annotations = json.loads(body.read())["annotations"]
+    assert annotations and all(isinstance(a["segmentation"], list) for a in annotations)
 
 
 def test_out_of_range_parameter_is_a_usage_error(tmp_path):
