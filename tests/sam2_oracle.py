@@ -19,18 +19,24 @@ TINY_TRUNK = dict(hidden_size=8, blocks_per_stage=[1, 1, 2, 1], global_attention
 _CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 
 
-def meta_model(checkpoint: Path | None = None, tiny_trunk: bool = False):
-    """Meta's SAM2Base (eval mode, CPU), loaded from `checkpoint` when given."""
+def meta_model(checkpoint: Path | None = None, tiny_trunk: bool = False, seed: int | None = None):
+    """Meta's SAM2Base (eval mode, CPU), loaded from `checkpoint` when given, else with
+    random weights (seeded by `seed`)."""
     from sam2.build_sam import build_sam2
 
+    if seed is not None:
+        torch.manual_seed(seed)
     return build_sam2(_CONFIG, None if checkpoint is None else str(checkpoint), device="cpu",
                       mode="eval", hydra_overrides_extra=TINY_TRUNK_OVERRIDES if tiny_trunk else [])
 
 
-def make_meta_checkpoint(path: Path, seed: int = 0, tiny_trunk: bool = False) -> Path:
-    """Seeded random weights of the real architecture, saved as Meta publishes them:
-    `{"model": state_dict}`, video-only keys included."""
-    torch.manual_seed(seed)
-    model = meta_model(tiny_trunk=tiny_trunk)
+def save_meta_checkpoint(model, path: Path) -> Path:
+    """`model`'s weights saved as Meta publishes them: `{"model": state_dict}`, video-only
+    keys included."""
     torch.save({"model": model.state_dict()}, path)
     return path
+
+
+def make_meta_checkpoint(path: Path, seed: int = 0, tiny_trunk: bool = False) -> Path:
+    """Seeded random weights of the real architecture, in Meta's published format."""
+    return save_meta_checkpoint(meta_model(tiny_trunk=tiny_trunk, seed=seed), path)

@@ -76,7 +76,8 @@ class Settings(BaseSettings):
     # Generations running at once (per model; one model per process) and waiting for a slot.
     MAX_CONCURRENT_JOBS: int = Field(1, ge=1)
     MAX_QUEUED_JOBS: int = Field(8, ge=0)
-    # A job running longer answers 504 SEGMENTATION_TIMEOUT; its result is discarded.
+    # A job running longer answers 504 SEGMENTATION_TIMEOUT; its result is discarded. It
+    # counts from when the job starts running, never queue time (app.services.jobs.queue).
     JOB_TIMEOUT_S: float = Field(600.0, gt=0)
     # Retention, enforced oldest first every RETENTION_INTERVAL_S; unset = keep everything.
     RESULTS_TTL_HOURS: float | None = Field(None, gt=0)
@@ -113,7 +114,8 @@ class Settings(BaseSettings):
     # Point prompts decoded per batch (one compiled shape; larger uses more memory).
     DECODE_BATCH_SIZE: int = Field(64, ge=1, le=1024)
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    LOG_FORMAT: Literal["json", "console"] = "json"
+    # auto: lines for a person when stderr is a terminal, JSON lines otherwise.
+    LOG_FORMAT: Literal["auto", "json", "console"] = "auto"
 
     # Fault injection for tests: the first generation raises CUDA out-of-memory.
     SIMULATE_CUDA_OOM: bool = False

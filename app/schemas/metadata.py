@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.schemas.params import AppliedParameters
+from app.schemas.params import COCO_SEGMENTATION_HELP, AppliedParameters, CocoSegmentation
 from app.schemas.prompts import Prompt
 
 
@@ -46,7 +46,7 @@ class SavedObject(BaseModel):
     point_coords: list[list[float]] = Field(description="The point prompt that produced the mask")
     crop_box: list[int] = Field(description="[x, y, w, h] of the image crop it came from")
     rle: CocoRle
-    polygons: list[list[int]] = Field(description="Outer contours, COCO polygon form")
+    polygons: list[list[int]] = Field(description="Outlines along pixel edges, COCO polygon form (no holes)")
     mask_file: str
     object_file: str
     prompt: Prompt | None = Field(None, description="The prompt that asked for it (prompted jobs)")
@@ -86,3 +86,4 @@ class JobMetadata(BaseModel):
     objects: list[SavedObject]
     skipped: list[SkippedMask]
     worker: str | None = Field(None, description="host:pid of the process that ran the job")
+    coco_segmentation: CocoSegmentation = Field("auto", description=COCO_SEGMENTATION_HELP)

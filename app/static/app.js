@@ -1,5 +1,6 @@
-// The web page: send the image to the job API (jobs.js), then show the overlay and every cut-out.
-// Files are fetched with fetch() (so an API key header can go along) and shown as blob URLs.
+// The web page: choose an image, send it to the job API (jobs.js) with the parameters
+// typed (fields built by rules.js), then show the result (results.js) or say what went
+// wrong, naming and marking the fields at fault.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -8,7 +9,6 @@ const input = $("image-input");
 const dropzone = $("dropzone");
 const keyInput = $("api-key");
 let chosenFile = null;
-let blobUrls = [];
 
 keyInput.value = sessionStorage.getItem("apiKey") || "";
 keyInput.addEventListener("change", () => sessionStorage.setItem("apiKey", keyInput.value));
@@ -17,18 +17,22 @@ function headers() {
   return keyInput.value ? { "X-API-Key": keyInput.value } : {};
 }
 
+// A new file replaces everything shown for the last one: its image, result and error.
 function choose(file) {
   chosenFile = file || null;
+  clearMessages();
+  forgetResult();
   const preview = $("preview");
-  preview.hidden = !file;
   if (preview.src) URL.revokeObjectURL(preview.src);
-  if (file) {
-    preview.src = URL.createObjectURL(file);
-    $("file-name").textContent = `${file.name} · ${formatBytes(file.size)}`;
-  }
+  preview.hidden = $("prompt-area").hidden = true;  // shown on load (prompts.js): not for a
+  // file the browser cannot show, which must not leave the last image there to point at
+  preview.removeAttribute("src");
+  if (file) preview.src = URL.createObjectURL(file);
+  $("file-name").textContent = file ? `${file.name} · ${formatBytes(file.size)}` : fileHint;
   dropzone.classList.toggle("has-file", Boolean(file));
 }
 
+$("preview").addEventListener("load", () => { $("preview").hidden = false; });
 input.addEventListener("change", () => choose(input.files[0]));
 for (const type of ["dragenter", "dragover"]) {
   dropzone.addEventListener(type, (event) => { event.preventDefault(); dropzone.classList.add("dragging"); });
@@ -40,29 +44,37 @@ dropzone.addEventListener("drop", (event) => {
   event.preventDefault();
   if (event.dataTransfer.files.length) choose(event.dataTransfer.files[0]);
 });
+form.addEventListener("input", (event) => event.target.removeAttribute("aria-invalid"));
 
 form.addEventListener("submit", (event) => { event.preventDefault(); segment({}); });
 // Segment everything, or only what `extra.prompts` points at (prompts.js calls window.segment).
 window.segment = segment;
-const PROMPT_PARAMS = ["stability_score_offset", "min_object_pixels"];
 async function segment(extra) {
-  $("error").hidden = true;
+  clearMessages();
+  forgetResult();
   if (!chosenFile) return showError("No image chosen", "Pick an image file or drop one on the box first.");
   const data = new FormData();
   data.append("image", chosenFile, chosenFile.name);
-  for (const field of form.querySelectorAll(".param-grid input[name]")) {
-    // Prompts decode one object each: the point-grid parameters do not apply to them.
-    const applies = !extra.prompts || PROMPT_PARAMS.includes(field.name);
-    if (applies && field.value.trim() !== "") data.append(field.name, field.value.trim());
+  const typos = [];
+  for (const field of $("param-grid").querySelectorAll("input[name]")) {
+    const value = field.value.trim();
+    if (value === "") continue;
+    const number = Number(value);
+    if (field.dataset.type === "boolean") {
+      if (!/^(true|false)$/i.test(value)) typos.push({ field: field.name, message: "not true or false" });
+    } else if (!Number.isFinite(number) || (field.dataset.type === "integer" && !Number.isInteger(number))) {
+      typos.push({ field: field.name, message: field.dataset.type === "integer" ? "not a whole number" : "not a number" });
+    }
+    data.append(field.name, value);  // every field typed is sent: the server says what does not apply
   }
+  if (typos.length) return showFieldErrors(typos);
   for (const [name, value] of Object.entries(extra)) data.append(name, value);
   setBusy(true);
   try {
     const { response, body } = await runJob(data, headers());  // jobs.js: POST /jobs + progress
-    if (!response.ok || !body || body.success === false) {
-      return showEnvelope(response, body);
-    }
+    if (!response.ok || !body || body.success === false) return showEnvelope(response, body);
     await showResult(body);
+    announce(`Done: ${body.objects_count} object${body.objects_count === 1 ? "" : "s"} found`);
   } catch (error) {
     showError("Could not reach the server", String(error.message || error));
   } finally {
@@ -76,90 +88,13 @@ function setBusy(busy) {
   $("form-fields").disabled = busy;
   $("submit").querySelector(".label").textContent = busy ? "Segmenting…" : "Segment image";
   clearInterval(busyTimer);
-  const status = $("status");
-  if (!busy) { status.textContent = ""; return; }
+  $("elapsed").textContent = "";
+  if (!busy) return;
+  announce("Segmenting…");
   const started = performance.now();
-  const tick = () => { status.textContent = `Finding objects… ${((performance.now() - started) / 1000).toFixed(0)} s`; };
-  tick();
-  busyTimer = setInterval(tick, 500);
-}
-
-async function asset(url) {
-  const response = await fetch(url, { headers: headers() });
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  return response;
-}
-
-async function blobUrl(url) {
-  const objectUrl = URL.createObjectURL(await (await asset(url)).blob());
-  blobUrls.push(objectUrl);
-  return objectUrl;
-}
-
-async function showResult(body) {
-  for (const url of blobUrls.splice(0)) URL.revokeObjectURL(url);
-  const urls = body.urls;
-  const metadata = await (await asset(urls.metadata)).json();
-  const objects = metadata.objects;
-  $("objects-count").textContent = body.objects_count;
-  $("objects-word").textContent = body.objects_count === 1 ? "object" : "objects";
-  const seconds = (body.timings.completed / 1000).toFixed(1);
-  $("summary-meta").textContent =
-    `${metadata.image.width} × ${metadata.image.height} px · ${metadata.model_type} on ${metadata.device} · ${seconds} s · job ${body.job_id}`;
-
-  const overlayUrl = await blobUrl(urls.overlay);
-  $("overlay").src = overlayUrl;
-  link($("download-overlay"), overlayUrl, "overlay.png");
-  link($("download-metadata"), await blobUrl(urls.metadata), "metadata.json");
-  link($("download-annotations"), await blobUrl(urls.annotations), "annotations.json");
-  const archive = $("download-archive");
-  archive.removeAttribute("href");
-  archive.onclick = (event) => saveArchive(event, urls.archive, `${body.job_id}.zip`);
-
-  const cards = await Promise.all(objects.map((obj, i) => card(obj, urls.objects[i])));
-  $("gallery").replaceChildren(...cards);
-  $("results").hidden = false;
-  $("results").scrollIntoView({ behavior: "smooth", block: "start" });
-}
-
-async function card(obj, url) {
-  const node = $("card-template").content.firstElementChild.cloneNode(true);
-  const src = await blobUrl(url);
-  const colour = maskColour(obj.index);
-  node.dataset.index = obj.index;
-  node.style.setProperty("--mask-colour", colour);
-  node.querySelector("img").src = src;
-  node.querySelector("img").alt = `Object ${obj.index + 1}`;
-  node.querySelector(".name").textContent = `Object ${obj.index + 1}`;
-  node.querySelector(".area").textContent = `${obj.area.toLocaleString()} px`;
-  node.querySelector(".score").textContent = obj.predicted_iou.toFixed(3);
-  const [x, y, w, h] = obj.bbox;
-  node.querySelector(".box").textContent = `${w} × ${h} at (${x}, ${y})`;
-  link(node.querySelector(".download"), src, obj.object_file);
-  return node;
-}
-
-function link(anchor, href, name) { anchor.href = href; anchor.download = name; }
-
-async function saveArchive(event, url, name) {
-  event.preventDefault();
-  try {
-    const temporary = document.createElement("a");
-    link(temporary, URL.createObjectURL(await (await asset(url)).blob()), name);
-    temporary.click();
-    setTimeout(() => URL.revokeObjectURL(temporary.href), 10000);
-  } catch (error) {
-    showError("The archive could not be downloaded", String(error.message || error));
-  }
-}
-
-// The same colours as the overlay (app/services/overlay.py): golden-ratio hues, HSV(h, 0.75, 1).
-function maskColour(index) {
-  const h = (index * 0.618033988749895) % 1, s = 0.75, v = 1;
-  const i = Math.floor(h * 6), f = h * 6 - i;
-  const p = v * (1 - s), q = v * (1 - f * s), t = v * (1 - (1 - f) * s);
-  const [r, g, b] = [[v, t, p], [q, v, p], [p, v, t], [p, q, v], [t, p, v], [v, p, q]][i % 6];
-  return `rgb(${Math.round(r * 255)}, ${Math.round(g * 255)}, ${Math.round(b * 255)})`;
+  busyTimer = setInterval(() => {
+    $("elapsed").textContent = `${((performance.now() - started) / 1000).toFixed(0)} s`;
+  }, 500);
 }
 
 function showEnvelope(response, body) {
@@ -169,18 +104,21 @@ function showEnvelope(response, body) {
     const limit = details.max_bytes ? ` The limit is ${formatBytes(details.max_bytes)}.` : "";
     return showError("This image is too large", `Choose a smaller file.${limit}`);
   }
+  if (code === "INVALID_IMAGE" && details.reason === "too_many_pixels") {
+    const megapixels = (n) => `${(n / 1e6).toLocaleString(undefined, { maximumFractionDigits: 1 })} megapixels`;
+    return showError("This image has too many pixels",
+      `It is ${details.width} × ${details.height} (${megapixels(details.width * details.height)}); ` +
+      `the server takes up to ${megapixels(details.max_pixels)}. Scale it down and try again.`);
+  }
   if (code === "INVALID_IMAGE") {
     return showError("This file is not an image the server can read",
-      `${body.message}. Use a PNG, JPEG, WebP, BMP or TIFF image.`);
+      `${body.message}. Use a ${imageFormats} image.`);
   }
   if (code === "SERVER_BUSY" || response.status === 503) {
     const wait = response.headers.get("Retry-After");
     return showError("The server is busy", `Every slot is taken right now. Try again${wait ? ` in about ${wait} s` : " in a moment"}.`);
   }
-  if (code === "INVALID_REQUEST") {
-    const fields = (details.errors || []).map((e) => `${e.field || "request"}: ${e.message}`);
-    return showError("Some parameters are not valid", fields.join(" · ") || body.message);
-  }
+  if (code === "INVALID_REQUEST" && (details.errors || []).length) return showFieldErrors(details.errors);
   if (response.status === 401 || response.status === 403) {
     document.querySelector("details.params").open = true;
     keyInput.focus();
@@ -189,10 +127,28 @@ function showEnvelope(response, body) {
   showError(`The segmentation failed (${code || `HTTP ${response.status}`})`, (body && body.message) || "");
 }
 
+// Errors that name request fields: told with the fields' labels, the fields marked.
+function showFieldErrors(errors) {
+  const fields = errors.map((e) => form.querySelector(`[name="${CSS.escape(e.field || "")}"]`)).filter(Boolean);
+  for (const field of fields) field.setAttribute("aria-invalid", "true");
+  if (fields.some((f) => $("param-grid").contains(f))) document.querySelector("details.params").open = true;
+  showError("Some parameters are not valid",
+    errors.map((e) => `${e.field ? labelOf(e.field) : "Request"}: ${e.message}`).join(" · "));
+  if (fields.length) fields[0].focus({ preventScroll: true });
+}
+
 function showError(title, text) {
+  announce("");  // the alert is what is read out now
   $("error-title").textContent = title;
   $("error-text").textContent = text;
   $("error").hidden = false;
+  $("error").scrollIntoView({ block: "nearest" });  // it sits below the form: bring it up
+}
+
+function clearMessages() {
+  announce("");
+  $("error").hidden = true;
+  for (const field of form.querySelectorAll("[aria-invalid]")) field.removeAttribute("aria-invalid");
 }
 
 function formatBytes(bytes) {

@@ -14,25 +14,30 @@ const PHASES = {
   objects_saved: "Saving the objects",
   completed: "Done",
 };
+const PHASE_ORDER = Object.keys(PHASES);
 
 function showJobProgress(state) {
   const bar = document.getElementById("job-progress");
   const label = document.getElementById("job-phase");
-  if (!bar || !label) return;
   bar.hidden = label.hidden = !state;
   if (!state) return;
   const progress = state.progress || {};
   const phase = state.status === "queued" ? "queued" : (progress.phase || "received");
   const share = progress.batches_done;
   // The bar: the phases before generation take little; generation fills most of it.
-  const order = ["queued", "received", "preprocessed", "model_loaded", "masks_generated", "objects_saved", "completed"];
-  const base = Math.max(0, order.indexOf(phase)) / (order.length - 1) * 0.3;
+  const base = Math.max(0, PHASE_ORDER.indexOf(phase)) / (PHASE_ORDER.length - 1) * 0.3;
   bar.value = phase === "completed" ? 1 : phase === "masks_generated" && share != null ? 0.1 + 0.85 * share
     : phase === "objects_saved" ? 0.95 : base;
   label.textContent = PHASES[phase] || phase;
   if (phase === "masks_generated" && share != null) {
     label.textContent += ` · ${Math.round(share * 100)}% of point batches done`;
   }
+  announce(PHASES[phase] || phase);  // read out once per phase, not at every poll
+}
+
+function announce(text) {
+  const status = document.getElementById("status");
+  if (status.textContent !== text) status.textContent = text;
 }
 
 async function runJob(data, headers) {

@@ -5,7 +5,9 @@ import io
 import json
 import zipfile
 
+import numpy as np
 import pytest
+from PIL import Image
 from pycocotools.coco import COCO
 
 from tests.conftest import PERMISSIVE
@@ -66,8 +68,55 @@ def test_annotations_load_in_pycocotools_and_match_the_objects(api, server, job,
     metadata = api.get(server.url + job["urls"]["metadata"]).json()
     for annotation, obj in zip(coco.loadAnns(coco.getAnnIds()), metadata["objects"], strict=True):
         assert coco.annToMask(annotation).shape == (120, 160)
-        assert annotation["bbox"] == obj["bbox"] and annotation["score"] == obj["predicted_iou"]
+        folder = server.results_dir / job["output_dir"].split("/")[-1]
+        ys, xs = np.nonzero(np.asarray(Image.open(folder / obj["mask_file"])))
+        # COCO's box: the extent of the object's mask in pixels
+        extent = [int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1]
+        assert annotation["bbox"] == obj["bbox"] == extent
+        assert annotation["score"] == obj["predicted_iou"]
         assert obj["rle"]["size"] == [120, 160] and isinstance(obj["rle"]["counts"], str)
+    # By default every annotation is exactly its mask: polygons where they can be, else RLE.
+    forms = decoded_annotations_match_masks(api, server, job, tmp_path)
+    assert "rle" in forms  # random weights: ragged masks, most with holes (the unit tests in
+    # tests/services/results/test_exports.py cover exact polygons)
+
+
+@pytest.mark.parametrize("form", ["polygons", "rle"])
+def test_a_request_writes_every_annotation_as_polygons_or_rle(api, server, tmp_path, form):
+    multipart = {"image": {"name": "scene.png", "mimeType": "image/png", "buffer": image_bytes()},
+                 **PERMISSIVE, "coco_segmentation": form}
+    job = api.post(server.url + "/segment", multipart=multipart).json()
+    metadata = api.get(server.url + job["urls"]["metadata"]).json()
+    assert metadata["coco_segmentation"] == form
+    if form == "rle":
+        assert decoded_annotations_match_masks(api, server, job, tmp_path) == {"rle"}
+    else:  # what a polygon-only tool asks for: holes filled, nothing else changed
+        coco = load_coco(api, server, job, tmp_path)
+        for annotation in coco.loadAnns(coco.getAnnIds()):
+            assert isinstance(annotation["segmentation"], list)
+            mask = mask_png(api, server, job, annotation["id"] - 1)
+            assert (coco.annToMask(annotation).astype(bool) >= mask).all()
+
+
+def load_coco(api, server, job: dict, tmp_path) -> COCO:
+    path = tmp_path / f"{job['job_id']}.json"
+    path.write_bytes(api.get(server.url + job["urls"]["annotations"]).body())
+    return COCO(str(path))
+
+
+def mask_png(api, server, job: dict, index: int) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(api.get(server.url + job["urls"]["masks"][index]).body()))) > 0
+
+
+def decoded_annotations_match_masks(api, server, job: dict, tmp_path) -> set[str]:
+    """pycocotools' mask of every annotation equals its mask_N.png; the forms used."""
+    coco, forms = load_coco(api, server, job, tmp_path), set()
+    for index, annotation in enumerate(coco.loadAnns(coco.getAnnIds())):
+        mask = mask_png(api, server, job, index)
+        np.testing.assert_array_equal(coco.annToMask(annotation).astype(bool), mask)
+        assert annotation["area"] == mask.sum()
+        forms.add("polygons" if isinstance(annotation["segmentation"], list) else "rle")
+    return forms
 
 
 TRAVERSALS = [

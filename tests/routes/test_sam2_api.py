@@ -26,6 +26,7 @@ def sam2_server(tmp_path_factory):
     live = LiveServer(workdir, {"DEFAULT_MODEL": "sam2.1_hiera_tiny", "OFFLINE": "1",
                                 "PRECISION": "exact", "SAM_CHECKPOINT_PATH": str(checkpoint),
                                 "WARM_UP_AT_STARTUP": "0", "COMPILE_MODEL": "off",
+                                "DECODE_BATCH_SIZE": "4",  # 4 grid points, 2 prompts: 1 batch
                                 "RESULTS_DIR": str(workdir / "results")})
     live.wait_ready(timeout=180)
     yield live
@@ -41,6 +42,7 @@ def test_info_names_the_family_and_every_registered_model(sam2_server):
     info = requests.get(sam2_server.url + "/info", timeout=10).json()
     assert info["model"] == "sam2.1_hiera_tiny" and info["family"] == "sam2.1"
     assert {"vit_b", "sam_tiny", "sam2.1_hiera_tiny", "sam2.1_hiera_large"} <= set(info["models"])
+    assert info["parameters"]["pred_iou_thresh"] == 0.8 and info["parameters"]["use_m2m"] is False
 
 
 def test_automatic_segment_records_sam2_parameters_and_defaults(sam2_server):

@@ -18,9 +18,21 @@ def browser(playwright):
     chromium.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def _page(browser, viewport: dict, **options):
+    context = browser.new_context(viewport=viewport, **options)
     context.set_default_timeout(120_000)
     yield context.new_page()
     context.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A desktop window."""
+    yield from _page(browser, {"width": 1280, "height": 900})
+
+
+@pytest.fixture
+def phone(browser):
+    """A phone held upright (about an iPhone 14's screen)."""
+    yield from _page(browser, {"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                     device_scale_factor=2)

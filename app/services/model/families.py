@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from app.core.errors import InvalidRequest
+from app.schemas.params import GenerationParams
 from app.services.engine.generator import MaskEngine
 from app.services.engine.interface import ModelEngine, Sam1Engine, signature_defaults
 from app.services.engine.prompted import PromptedEngine
@@ -61,11 +62,23 @@ def family_of(model_type: str) -> Family:
     return FAMILIES[MODEL_REGISTRY[model_type].family]
 
 
+# Request parameters of every family: the server applies them, not the generator.
+SERVER_PARAMETERS = {"min_object_pixels"}
+
+
+def request_parameters(model_type: str, min_object_pixels: int) -> dict[str, Any]:
+    """The request fields (GenerationParams) `model_type`'s family takes, each with the
+    default it runs with: GET /info `parameters`, the web page's fields."""
+    taken = family_of(model_type).parameters
+    return {name: taken.get(name, min_object_pixels) for name in GenerationParams.model_fields
+            if name in taken or name in SERVER_PARAMETERS}
+
+
 def check_parameters(model_type: str, sent: Iterable[str]) -> None:
     """A 422 naming each parameter the client sent that `model_type`'s family does not
     take: a parameter that would do nothing is refused, never ignored."""
     family = family_of(model_type)
-    wrong = sorted(set(sent) - set(family.parameters) - {"min_object_pixels"})
+    wrong = sorted(set(sent) - set(family.parameters) - SERVER_PARAMETERS)
     if wrong:
         raise InvalidRequest("The request is not valid", {"errors": [
             {"field": name, "message": f"{name} does not apply to {model_type} ({family.title})"}

@@ -8,13 +8,10 @@ from app.core.errors import ModelLoadFailed
 from app.services.model.sam2_weights import build_sam2, load_meta_checkpoint, meta_to_transformers
 from tests.sam2_oracle import TINY_TRUNK
 
-pytest.importorskip("sam2", reason="the test-only oracle builds Meta's state dict")
-from tests.sam2_oracle import make_meta_checkpoint  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def meta_checkpoint(tmp_path_factory):
-    return make_meta_checkpoint(tmp_path_factory.mktemp("sam2w") / "tiny.pt", tiny_trunk=True)
+@pytest.fixture
+def meta_checkpoint(sam2_tiny_meta):
+    return sam2_tiny_meta[1]  # the session's, shared with the oracle tests
 
 
 def test_meta_keys_map_onto_every_sam2model_key(meta_checkpoint):

@@ -172,7 +172,7 @@ class Sam2MaskEngine:
                     records[i] = MaskRecord(
                         rle=encode_rle_region(region, top + crop_box[1], left + crop_box[0],
                                               orig_size),
-                        area=int(region.sum()), bbox=box_xyxy_to_xywh(data["boxes"][i]).tolist(),
+                        area=int(region.sum()),
                         predicted_iou=data["iou_preds"][i].item(),
                         point_coords=[data["points"][i].tolist()],
                         stability_score=data["stability_score"][i].item(),

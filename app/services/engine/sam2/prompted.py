@@ -6,8 +6,7 @@ picks by stability). Masks are upsampled as Meta does (one bilinear resize)."""
 import numpy as np
 import torch
 import torch.nn.functional as F
-from segment_anything.utils.amg import (batched_mask_to_box, box_xyxy_to_xywh,
-                                        calculate_stability_score)
+from segment_anything.utils.amg import calculate_stability_score
 
 from app.schemas.prompts import Prompt
 from app.services.engine.records import MaskRecord, encode_rle
@@ -57,6 +56,5 @@ class Sam2PromptedEngine:
         height, width = orig_size
         return MaskRecord(
             rle=encode_rle(mask.cpu().numpy()), area=int(mask.sum()),
-            bbox=box_xyxy_to_xywh(batched_mask_to_box(mask[None])[0]).tolist(),
             predicted_iou=float(iou[0, best]), stability_score=float(stability[0]),
             point_coords=[list(p) for p in prompt.points], crop_box=[0, 0, width, height])
