@@ -12,7 +12,10 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ModelType = Literal["vit_b", "vit_l", "vit_h", "sam_tiny"]
+from app.services.model.registry import MODEL_REGISTRY
+
+# The registry's names: a model added there is accepted here and offered by the CLI.
+ModelType = Literal[tuple(MODEL_REGISTRY)]  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from app import __version__
 from app.routes.deps import JobsDep, SettingsDep
 from app.schemas import InfoResponse
 from app.schemas.api import Limits
+from app.services.model.families import family_of, request_parameters
+from app.services.model.registry import MODEL_REGISTRY
 
 router = APIRouter()
 
@@ -19,4 +21,7 @@ async def info(request: Request, jobs: JobsDep, settings: SettingsDep) -> InfoRe
     return InfoResponse(name="sam-segmentation-service", version=__version__,
                         model=model.model_type, device=model.device, precision=model.precision,
                         precision_fallback_reason=model.precision_fallback_reason,
-                        endpoints=endpoints, limits=Limits.of(settings))
+                        endpoints=endpoints, limits=Limits.of(settings),
+                        family=family_of(settings.DEFAULT_MODEL).name, models=list(MODEL_REGISTRY),
+                        parameters=request_parameters(settings.DEFAULT_MODEL,
+                                                      settings.MIN_OBJECT_PIXELS))

@@ -64,6 +64,11 @@ class InfoResponse(BaseModel):
     version: str
     model: str
     device: str
+    family: str = Field("sam1", description="The model's family: sam1 or sam2.1")
+    models: list[str] = Field(default_factory=list, description="Every model a server can be started with (DEFAULT_MODEL)")
+    parameters: dict[str, bool | int | float] = Field(default_factory=dict, description=(
+        "The generation parameters (GenerationParams fields) the model's family takes, "
+        "each with the default it runs with; any other is a 422"))
     precision: str = Field(description="Mask generation numerics in use: exact or fast")
     precision_fallback_reason: str | None = Field(
         None, description="Why PRECISION=fast/auto runs exact on this machine")

@@ -25,7 +25,9 @@ class GenerationParams(BaseModel):
     shape for every request."""
 
     points_per_side: int = Field(32, ge=1, le=128, title="Points per side", description="Grid of point prompts per side")
-    pred_iou_thresh: float = Field(0.88, ge=0.0, le=1.0, title="Predicted IoU threshold", description="Keep masks the model scores above this")
+    pred_iou_thresh: float | None = Field(None, ge=0.0, le=1.0, title="Predicted IoU threshold", description=(
+        "Keep masks the model scores above this (default: the model family's, "
+        "0.88 for SAM 1, 0.8 for SAM 2.1)"))
     stability_score_thresh: float = Field(0.95, ge=0.0, le=1.0, title="Stability score threshold", description="Keep masks stable above this")
     stability_score_offset: float = Field(1.0, ge=0.0, le=10.0, title="Stability score offset", description="Logit shift for the stability score")
     box_nms_thresh: float = Field(0.7, ge=0.0, le=1.0, title="Box NMS threshold", description="Box IoU above which duplicates are dropped")
@@ -33,20 +35,32 @@ class GenerationParams(BaseModel):
     crop_n_points_downscale_factor: int = Field(1, ge=1, le=8, title="Crop points downscale", description="Point grid shrink per crop layer")
     min_mask_region_area: int = Field(0, ge=0, le=10_000_000, title="Min mask region area", description="Remove islands/holes under this area")
     min_object_pixels: int | None = Field(None, ge=0, title="Min object pixels", description="Drop masks smaller than this (default: MIN_OBJECT_PIXELS)")
+    # SAM 2.1 only (SAM2AutomaticMaskGenerator's); sent to a SAM 1 model they are a 422.
+    mask_threshold: float | None = Field(None, ge=-32.0, le=32.0, title="Mask threshold", description="SAM 2.1: logit threshold of a mask (default 0.0)")
+    multimask_output: bool | None = Field(None, title="Multimask output", description="SAM 2.1: three candidate masks per point (default true)")
+    use_m2m: bool | None = Field(None, title="Mask-to-mask refinement", description="SAM 2.1: refine each mask with one more decode, its own mask as prompt (default false)")
 
     def grid_fields_sent(self) -> list[str]:
         """Fields the client set that tune only the automatic point grid and its filters:
         with `prompts` they would do nothing, so they are refused, not ignored."""
-        return sorted(self.model_fields_set - {"stability_score_offset", "min_object_pixels"})
+        return sorted(self.model_fields_set
+                      - {"stability_score_offset", "min_object_pixels", "mask_threshold"})
 
     def generator_kwargs(self) -> dict[str, Any]:
-        """The arguments of the mask generator (everything but the saving filter)."""
-        return self.model_dump(exclude={"min_object_pixels"})
+        """The arguments of the mask generator (everything but the saving filter); unset
+        ones are left out, so the family's generator applies its own defaults."""
+        return self.model_dump(exclude={"min_object_pixels"}, exclude_none=True)
 
-    def applied(self, default_min_object_pixels: int) -> "AppliedParameters":
-        """These parameters with the server's defaults filled in, as recorded in metadata."""
+    def applied(self, default_min_object_pixels: int,
+                family_defaults: dict[str, Any] | None = None) -> "AppliedParameters":
+        """These parameters with the server's and the model family's defaults filled in,
+        as recorded in metadata (parameters the family does not take stay null)."""
         min_pixels = default_min_object_pixels if self.min_object_pixels is None else self.min_object_pixels
-        return AppliedParameters(**{**self.model_dump(), "min_object_pixels": min_pixels})
+        values = self.model_dump()
+        for name, default in (family_defaults or {}).items():
+            if values.get(name, 0) is None:
+                values[name] = default
+        return AppliedParameters(**{**values, "min_object_pixels": min_pixels})
 
 
 # Filters that let a small model (sam_tiny) keep objects where the defaults keep none:

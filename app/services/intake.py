@@ -9,13 +9,16 @@ from app.schemas import GenerationParams, JobRequest
 from app.schemas.params import CocoSegmentation
 from app.schemas.prompts import Prompt, parse_prompts
 from app.services.image_processor import oriented_size
+from app.services.model.families import check_parameters
 
 
 def job_request(image: bytes, file_name: str, params: GenerationParams, prompts: str | None,
                 settings: Settings, coco_segmentation: CocoSegmentation = "auto") -> JobRequest:
     """The job for this upload. Refused here: not an image, an unaccepted format, too
     many pixels (read from the header; data truncated further on fails the job
-    itself), and prompts that do not fit the image."""
+    itself), parameters the model's family does not take, and prompts that do not fit
+    the image."""
+    check_parameters(settings.DEFAULT_MODEL, params.model_fields_set)
     size = oriented_size(image, settings.MAX_IMAGE_PIXELS)
     return JobRequest(image=image, file_name=file_name, params=params,
                       prompts=_checked_prompts(prompts, size, settings, params),

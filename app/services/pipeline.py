@@ -148,7 +148,7 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
 def _save(job: _Job, request: JobRequest, image: DecodedImage, records: list[MaskRecord],
           retries: list[Retry], manager: ModelManager, settings: Settings) -> JobResult:
     """The objects_saved phase: choose the objects, write them, commit metadata.json."""
-    applied = request.params.applied(settings.MIN_OBJECT_PIXELS)
+    applied = request.params.applied(settings.MIN_OBJECT_PIXELS, manager.family.parameters)
     prompts = request.prompts
     chosen, skipped = select_objects(records, applied, settings.MAX_OBJECTS, prompts is not None)
     name = layout.folder_name(job.created, job.id)

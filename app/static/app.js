@@ -60,7 +60,9 @@ async function segment(extra) {
     const value = field.value.trim();
     if (value === "") continue;
     const number = Number(value);
-    if (!Number.isFinite(number) || (field.dataset.type === "integer" && !Number.isInteger(number))) {
+    if (field.dataset.type === "boolean") {
+      if (!/^(true|false)$/i.test(value)) typos.push({ field: field.name, message: "not true or false" });
+    } else if (!Number.isFinite(number) || (field.dataset.type === "integer" && !Number.isInteger(number))) {
       typos.push({ field: field.name, message: field.dataset.type === "integer" ? "not a whole number" : "not a number" });
     }
     data.append(field.name, value);  // every field typed is sent: the server says what does not apply

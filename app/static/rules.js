@@ -1,6 +1,7 @@
 // The server's rules, read once when the page opens, never copied here: the parameter
-// fields (names, labels, limits, defaults) from its OpenAPI schema, the accepted images,
-// upload limits and relaxed filters from GET /info. `rules` settles to what was read.
+// fields (labels, limits) from its OpenAPI schema, the ones the running model's family
+// takes and their defaults, the accepted images, upload limits and relaxed filters from
+// GET /info. `rules` settles to what was read.
 "use strict";
 
 let imageFormats = "supported";  // until /info says "PNG, JPEG, WEBP, BMP or TIFF"
@@ -13,8 +14,9 @@ const scriptsRun = new Promise((resolve) => document.addEventListener("DOMConten
 const rules = (async () => {
   const [schema, info] = await Promise.all([getJson("/openapi.json"), getJson("/info")]);
   await scriptsRun;
-  const params = schema.components.schemas.GenerationParams.properties;
-  addParamFields(params, info.limits);
+  const all = schema.components.schemas.GenerationParams.properties;
+  const params = Object.fromEntries(Object.entries(all).filter(([name]) => name in info.parameters));
+  addParamFields(params, info.parameters);
   describeUploads(info.limits);
   return { params, limits: info.limits, relaxed: info.relaxed_parameters };
 })();
@@ -27,15 +29,15 @@ async function getJson(url) {
 
 // One text field per parameter: a number field would drop typed letters without a word,
 // so app.js checks what was typed and names the field instead.
-function addParamFields(params, limits) {
+function addParamFields(params, defaults) {
   const fields = Object.entries(params).map(([name, spec]) => {
     const number = (spec.anyOf || [spec]).find((s) => s.type !== "null");
     const input = document.createElement("input");
     Object.assign(input, { name, title: spec.description, autocomplete: "off",
-      inputMode: number.type === "integer" ? "numeric" : "decimal" });
+      inputMode: { integer: "numeric", boolean: "text" }[number.type] ?? "decimal" });
     input.dataset.type = number.type;
-    // No default in the schema: the server's setting of the same name (min_object_pixels).
-    input.placeholder = String(spec.default ?? limits[name] ?? "");
+    // The family's default (pred_iou_thresh), or the server's setting (min_object_pixels).
+    input.placeholder = String(defaults[name]);
     const label = document.createElement("label");
     label.append(spec.title, input);
     return label;

@@ -20,6 +20,7 @@ from app.services.model.checkpoint import (checkpoint_path, download_url, expect
                                            local_remedies, offline_remedies)
 from app.services.model.download import ensure_checkpoint
 from app.services.model.manager import ModelManager
+from app.services.model.sha256_record import record_path, record_sha256, verify_recorded
 
 log = get_logger(__name__)
 _CORRUPT_SIGNS = ("PytorchStreamReader", "zip archive", "unexpected EOF", "invalid load key")
@@ -48,6 +49,7 @@ async def ensure_model_ready(model_type: str, settings: Settings) -> Path:
     if path.is_file():
         size = await asyncio.to_thread(_readable_size, path)
         if size > 0:
+            await asyncio.to_thread(verify_recorded, path, settings.SAM_CHECKPOINT_SHA256)
             log.info("checkpoint_found", model_type=model_type, path=str(path), bytes=size)
             return path
     url = download_url(model_type, settings)
@@ -61,11 +63,14 @@ async def ensure_model_ready(model_type: str, settings: Settings) -> Path:
             f"OFFLINE=1 and no checkpoint for {model_type} at {path}; nothing is downloaded",
             {"checkpoint": str(path), "remedies": offline_remedies(url, path)},
         )
-    return await ensure_checkpoint(url, path, expected_sha256(model_type, settings),
-                                   settings.DOWNLOAD_TIMEOUT_S,
+    expected = expected_sha256(model_type, settings)
+    path = await ensure_checkpoint(url, path, expected, settings.DOWNLOAD_TIMEOUT_S,
                                    connect_timeout_s=settings.DOWNLOAD_CONNECT_TIMEOUT_S,
                                    read_timeout_s=settings.DOWNLOAD_READ_TIMEOUT_S,
                                    attempts=settings.DOWNLOAD_ATTEMPTS)
+    if not expected and not record_path(path).is_file():  # none published: remember this one
+        await asyncio.to_thread(record_sha256, path)
+    return path
 
 
 async def load_with_recovery(manager: ModelManager, settings: Settings) -> None:

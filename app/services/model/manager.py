@@ -1,5 +1,5 @@
-"""One SAM model per process: where its checkpoint lives, loading it once onto the
-right device, and unloading / rebuilding it when generation goes wrong.
+"""One model per process (any family): where its checkpoint lives, loading it once onto
+the right device, its engine, and unloading / rebuilding it when generation goes wrong.
 
 Loading is blocking (torch); callers run it in a worker thread.
 """
@@ -8,16 +8,15 @@ import threading
 import time
 
 import torch
-from segment_anything.modeling import Sam
+from torch import nn
 
 from app.core.config import Settings
 from app.core.errors import ModelLoadFailed
 from app.core.logging import get_logger
-from app.services.engine.generator import MaskEngine
-from app.services.engine.prompted import PromptedEngine
+from app.services.engine.interface import AutomaticGenerator, ModelEngine, PromptedGenerator
 from app.services.engine.precision import choose_precision, use_compile_cache
-from app.services.engine.runtime import SamRuntime
 from app.services.model.checkpoint import checkpoint_path
+from app.services.model.families import FAMILIES
 from app.services.model.registry import MODEL_REGISTRY
 
 log = get_logger(__name__)
@@ -43,11 +42,13 @@ class ModelManager:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.model_type = settings.DEFAULT_MODEL
+        self.family = FAMILIES[MODEL_REGISTRY[self.model_type].family]
         self.device = resolve_device(settings.DEVICE)
         self.checkpoint = checkpoint_path(self.model_type, settings)
         self.load_seconds: float | None = None
-        self._sam: Sam | None = None
-        self._runtime: SamRuntime | None = None
+        self._sam: nn.Module | None = None
+        self._engine: ModelEngine | None = None
+        self._engine_model: nn.Module | None = None
         self._lock = threading.Lock()
         # Decided once: metadata.json and GET /info report the mode actually used.
         self.precision_choice = choose_precision(settings.PRECISION, torch.device(self.device))
@@ -70,7 +71,7 @@ class ModelManager:
     def loaded(self) -> bool:
         return self._sam is not None
 
-    def model(self) -> Sam:
+    def model(self) -> nn.Module:
         """The loaded model; loads it on first use. A failed load is retried once
         after freeing CUDA memory, then raises ModelLoadFailed."""
         with self._lock:
@@ -91,37 +92,44 @@ class ModelManager:
                         ) from exc
             return self._sam
 
-    def runtime(self) -> SamRuntime:
-        """The model prepared for mask generation (compiled on first use)."""
-        sam = self.model()
+    def engine(self) -> ModelEngine:
+        """The model's family engine over the loaded model (compiled on first use)."""
+        model = self.model()
         with self._lock:
-            if self._runtime is None or self._runtime.sam is not sam:
-                self._runtime = SamRuntime(sam, self.precision_choice, self.compile_model,
-                                           self.settings.DECODE_BATCH_SIZE)
-            return self._runtime
+            if self._engine is None or self._engine_model is not model:
+                self._engine_model = model
+                self._engine = self.family.engine(model, self.precision_choice,
+                                                  self.compile_model,
+                                                  self.settings.DECODE_BATCH_SIZE)
+            return self._engine
 
-    def generator(self, **params) -> MaskEngine:
-        """A generator over the shared runtime, taking SamAutomaticMaskGenerator's
-        arguments; it keeps no per-image state."""
-        return MaskEngine(self.runtime(), **params)
+    def runtime(self):
+        """The engine's runtime: the loaded model prepared for generation (benches use it)."""
+        return self.engine().runtime
 
-    def prompted_generator(self, **params) -> PromptedEngine:
+    def generator(self, **params) -> AutomaticGenerator:
+        """The family's automatic generator over the shared runtime, taking its
+        generator's arguments (SamAutomaticMaskGenerator's or SAM2AutomaticMaskGenerator's);
+        it keeps no per-image state."""
+        return self.engine().automatic(**params)
+
+    def prompted_generator(self, **params) -> PromptedGenerator:
         """The prompted generator (one object per prompt) over the same shared runtime."""
-        return PromptedEngine(self.runtime(), **params)
+        return self.engine().prompted(**params)
 
     def warm_up(self) -> float:
         """Load, compile and run the model once, so the first request is fast;
         returns the seconds it took. Compiled kernels are cached on disk."""
-        return self.runtime().warm_up()
+        return self.engine().warm_up()
 
     def unload(self) -> None:
         with self._lock:
             self._sam = None
-            self._runtime = None
+            self._engine = None
         release_cuda_memory()
         log.info("model_unloaded", model_type=self.model_type)
 
-    def _load(self) -> Sam:
+    def _load(self) -> nn.Module:
         if not self.checkpoint.is_file():
             raise ModelLoadFailed(
                 f"Checkpoint for {self.model_type} not found at {self.checkpoint}",
@@ -129,8 +137,7 @@ class ModelManager:
             )
         started = time.monotonic()
         sam = MODEL_REGISTRY[self.model_type].builder()
-        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        sam.load_state_dict(state)
+        self.family.load(sam, self.checkpoint)
         sam.to(self.device).eval()
         self.load_seconds = round(time.monotonic() - started, 3)
         log.info("model_load_completed", model_type=self.model_type, device=self.device,

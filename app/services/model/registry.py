@@ -1,7 +1,9 @@
-"""Model types as data: name -> builder, checkpoint file, official URL, sha256 prefix.
+"""Model types as data: name -> family, builder, checkpoint file, official URL, sha256
+prefix. How each family loads and generates lives in `families.py`.
 
 `sam_tiny` is a SAM-architecture model small enough for tests and offline smoke
 runs (about 2 M parameters, 256-px input), built from segment_anything's own modules.
+SAM 2.1 models are transformers' `Sam2Model`, loaded from Meta's own files.
 """
 
 from dataclasses import dataclass
@@ -19,7 +21,10 @@ from segment_anything.modeling import (
     TwoWayTransformer,
 )
 
+from app.services.model.sam2_weights import build_sam2
+
 _OFFICIAL_BASE = "https://dl.fbaipublicfiles.com/segment_anything/"
+_SAM2_BASE = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 # Weights trained by sam_tiny/train.py ship inside the package.
 BUNDLED_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
@@ -71,19 +76,33 @@ def build_sam_tiny(checkpoint: str | None = None) -> Sam:
 class ModelSpec:
     """Everything needed to fetch and build one model type."""
 
-    builder: Callable[..., Sam]
+    builder: Callable[[], torch.nn.Module]
     checkpoint_name: str
     url: str | None  # None: no official download exists
+    # "": none published (SAM 2.1): the first complete download's sha256 is recorded
+    # beside the file and checked from then on (model/sha256_record.py).
     sha256_prefix: str | None
     bundled: bool = False  # the checkpoint ships inside the package
+    family: str = "sam1"  # a key of families.FAMILIES
+    million_parameters: float | None = None  # as the authors publish it
+
+
+def _sam2(size: str, million_parameters: float) -> ModelSpec:
+    name = f"sam2.1_hiera_{size}.pt"
+    return ModelSpec(partial(build_sam2, size), name, _SAM2_BASE + name, "",
+                     family="sam2.1", million_parameters=million_parameters)
 
 
 MODEL_REGISTRY: dict[str, ModelSpec] = {
     "vit_h": ModelSpec(build_sam_vit_h, "sam_vit_h_4b8939.pth",
-                       _OFFICIAL_BASE + "sam_vit_h_4b8939.pth", "4b8939"),
+                       _OFFICIAL_BASE + "sam_vit_h_4b8939.pth", "4b8939", million_parameters=636),
     "vit_l": ModelSpec(build_sam_vit_l, "sam_vit_l_0b3195.pth",
-                       _OFFICIAL_BASE + "sam_vit_l_0b3195.pth", "0b3195"),
+                       _OFFICIAL_BASE + "sam_vit_l_0b3195.pth", "0b3195", million_parameters=308),
     "vit_b": ModelSpec(build_sam_vit_b, "sam_vit_b_01ec64.pth",
-                       _OFFICIAL_BASE + "sam_vit_b_01ec64.pth", "01ec64"),
+                       _OFFICIAL_BASE + "sam_vit_b_01ec64.pth", "01ec64", million_parameters=91),
     "sam_tiny": ModelSpec(build_sam_tiny, "sam_tiny.pth", None, None, bundled=True),
+    "sam2.1_hiera_tiny": _sam2("tiny", 38.9),
+    "sam2.1_hiera_small": _sam2("small", 46),
+    "sam2.1_hiera_base_plus": _sam2("base_plus", 80.8),
+    "sam2.1_hiera_large": _sam2("large", 224.4),
 }

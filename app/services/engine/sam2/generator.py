@@ -1,0 +1,180 @@
+"""Automatic mask generation with `SAM2AutomaticMaskGenerator`'s parameters, defaults
+and records, on `Sam2Runtime`, with the SAM 1 engine's lessons:
+
+- the image (each crop) is encoded once; point prompts are decoded in fixed batches;
+- the predicted-IoU filter runs before any upsampling (it reads scores only);
+- masks stay 256x256 logits until NMS has chosen the kept ones; stability and boxes
+  are computed on full-size logits a chunk at a time, and only the kept masks are
+  upsampled again, each encoded to RLE at once: memory is bounded whatever the size.
+Upsampling is Meta's: one bilinear resize of the unclamped low-res logits to the crop
+(after the small-region filling when `min_mask_region_area` > 0).
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from segment_anything.utils.amg import (
+    MaskData, batch_iterator, batched_mask_to_box, box_xyxy_to_xywh,
+    build_all_layer_point_grids, calculate_stability_score, generate_crop_boxes,
+    is_box_near_crop_edge, uncrop_boxes_xyxy, uncrop_points)
+from torch import Tensor
+from torchvision.ops.boxes import batched_nms, box_area
+
+from app.services.engine.postprocess import remove_small_regions_and_duplicates
+from app.services.engine.records import MaskRecord, encode_rle_region
+from app.services.engine.sam2.holes import fill_holes_and_specks
+from app.services.engine.sam2.runtime import Sam2Features, Sam2Runtime
+from app.services.engine.upsampling import chunk_size, trim_to_mask
+
+_MEMORY_BUDGET = 256 * 2**20  # full-size temporaries held at once, as the SAM 1 engine
+
+
+class Sam2MaskEngine:
+    """Takes `SAM2AutomaticMaskGenerator`'s keyword arguments and defaults, except
+    `points_per_batch` (the runtime's batch size) and `output_mode` (records carry RLE)."""
+
+    def __init__(self, runtime: Sam2Runtime, points_per_side: int | None = 32,
+                 pred_iou_thresh: float = 0.8, stability_score_thresh: float = 0.95,
+                 stability_score_offset: float = 1.0, mask_threshold: float = 0.0,
+                 box_nms_thresh: float = 0.7, crop_n_layers: int = 0,
+                 crop_nms_thresh: float = 0.7, crop_overlap_ratio: float = 512 / 1500,
+                 crop_n_points_downscale_factor: int = 1,
+                 point_grids: list[np.ndarray] | None = None, min_mask_region_area: int = 0,
+                 use_m2m: bool = False, multimask_output: bool = True) -> None:
+        if (points_per_side is None) == (point_grids is None):
+            raise ValueError("Exactly one of points_per_side or point_grids must be given.")
+        self.runtime = runtime
+        self.point_grids = point_grids or build_all_layer_point_grids(
+            points_per_side, crop_n_layers, crop_n_points_downscale_factor)
+        self.pred_iou_thresh = pred_iou_thresh
+        self.stability_score_thresh = stability_score_thresh
+        self.stability_score_offset = stability_score_offset
+        self.mask_threshold = mask_threshold
+        self.box_nms_thresh = box_nms_thresh
+        self.crop_n_layers = crop_n_layers
+        self.crop_nms_thresh = crop_nms_thresh
+        self.crop_overlap_ratio = crop_overlap_ratio
+        self.min_mask_region_area = min_mask_region_area
+        self.use_m2m = use_m2m
+        self.multimask_output = multimask_output
+
+    @torch.inference_mode()
+    def generate(self, image: np.ndarray, on_batch=None) -> list[MaskRecord]:
+        """Masks for an HWC uint8 RGB image, one record per mask, in Meta's order.
+        `on_batch(done, total)` is called after each decoded batch of point prompts."""
+        orig_size = image.shape[:2]
+        crop_boxes, layer_idxs = generate_crop_boxes(orig_size, self.crop_n_layers,
+                                                     self.crop_overlap_ratio)
+        batch = self.runtime.batch_size
+        self._done, self._report = 0, on_batch
+        self._total = sum(-(-len(self.point_grids[layer]) // batch) for layer in layer_idxs)
+        data, crops = MaskData(), []
+        for crop_box, layer_idx in zip(crop_boxes, layer_idxs):
+            data.cat(self._process_crop(image, crop_box, layer_idx, len(crops), crops))
+        if len(crop_boxes) > 1:  # duplicates between crops: prefer masks from smaller crops
+            scores = 1 / box_area(data["crop_boxes"])
+            keep = batched_nms(data["boxes"].float(), scores.to(data["boxes"].device),
+                               torch.zeros(len(data["boxes"])), self.crop_nms_thresh)
+            data.filter(keep)
+        records = self._records(data, crops, orig_size)
+        if self.min_mask_region_area > 0:
+            records = remove_small_regions_and_duplicates(
+                records, self.min_mask_region_area,
+                max(self.box_nms_thresh, self.crop_nms_thresh))
+        return records
+
+    def _full_logits(self, low_res: Tensor, crop_size: tuple[int, int]) -> Tensor:
+        """Meta's `postprocess_masks`: (n,256,256) -> (n, crop_h, crop_w) logits."""
+        low_res = fill_holes_and_specks(low_res, self.mask_threshold, self.min_mask_region_area)
+        return F.interpolate(low_res[:, None], crop_size, mode="bilinear",
+                             align_corners=False)[:, 0]
+
+    def _process_crop(self, image: np.ndarray, crop_box: list[int], layer_idx: int,
+                      crop_idx: int, crops: list) -> MaskData:
+        x0, y0, x1, y1 = crop_box
+        cropped = image[y0:y1, x0:x1, :]
+        crop_size = cropped.shape[:2]
+        features = self.runtime.embed(cropped)
+        self._state = self.runtime.point_state(features) if self.multimask_output else None
+        crops.append((crop_box, crop_size))
+        points_for_image = self.point_grids[layer_idx] * np.array(crop_size)[None, ::-1]
+        data = MaskData()
+        for (points,) in batch_iterator(self.runtime.batch_size, points_for_image):
+            data.cat(self._process_batch(features, points, crop_box, crop_size, image.shape[:2]))
+            self._done += 1
+            if self._report is not None:
+                self._report(self._done, self._total)
+        keep = batched_nms(data["boxes"].float(), data["iou_preds"],
+                           torch.zeros(len(data["boxes"])), self.box_nms_thresh)
+        data.filter(keep)
+        data["boxes"] = uncrop_boxes_xyxy(data["boxes"], crop_box)
+        data["points"] = uncrop_points(data["points"], crop_box)
+        data["crop_boxes"] = torch.tensor([crop_box for _ in range(len(data["boxes"]))])
+        data["crop_idx"] = torch.full((len(data["boxes"]),), crop_idx)
+        return data
+
+    def _decode_points(self, features: Sam2Features, points: np.ndarray,
+                       crop_size: tuple[int, int], mask_input: Tensor | None,
+                       multimask: bool) -> tuple[Tensor, Tensor]:
+        coords = self.runtime.to_input_frame(points, crop_size)[:, None]
+        labels = torch.ones(coords.shape[:2], dtype=torch.int, device=coords.device)
+        return self.runtime.decode(features, coords, labels, None, mask_input, multimask)
+
+    def _process_batch(self, features: Sam2Features, points: np.ndarray, crop_box: list[int],
+                       crop_size: tuple[int, int], orig_size: tuple[int, ...]) -> MaskData:
+        """Meta's `_process_batch`, with the IoU filter moved before the upsampling."""
+        if self._state is not None:  # the rearranged decoder: same masks, less work
+            coords = self.runtime.to_input_frame(points, crop_size)
+            low_res, iou = self.runtime.decode_points(features, self._state, coords)
+        else:
+            low_res, iou = self._decode_points(features, points, crop_size, None, False)
+        k = low_res.shape[1]
+        data = MaskData(low_res=low_res.flatten(0, 1), iou_preds=iou.flatten(0, 1),
+                        points=torch.as_tensor(points.repeat(k, axis=0)))
+        if self.use_m2m:  # one more decode per mask, its own low-res logits as the prompt
+            refined, scores = [], []
+            for (pts, masks) in batch_iterator(self.runtime.batch_size,
+                                               data["points"].numpy(), data["low_res"]):
+                one, score = self._decode_points(features, pts, crop_size,
+                                                 masks.clamp(-32.0, 32.0)[:, None], False)
+                refined.append(one[:, 0])
+                scores.append(score[:, 0])
+            data["low_res"], data["iou_preds"] = torch.cat(refined), torch.cat(scores)
+        if self.pred_iou_thresh > 0.0:
+            data.filter(data["iou_preds"] > self.pred_iou_thresh)
+        stability, boxes = [], []
+        for chunk in data["low_res"].split(chunk_size(np.prod(crop_size), _MEMORY_BUDGET)):
+            logits = self._full_logits(chunk, crop_size)
+            stability.append(calculate_stability_score(logits, self.mask_threshold,
+                                                       self.stability_score_offset))
+            boxes.append(batched_mask_to_box(logits > self.mask_threshold))
+        empty = torch.zeros(0, device=low_res.device)
+        data["stability_score"] = torch.cat(stability) if stability else empty
+        data["boxes"] = torch.cat(boxes) if boxes else empty.view(0, 4).long()
+        if self.stability_score_thresh > 0.0:
+            data.filter(data["stability_score"] >= self.stability_score_thresh)
+        orig_h, orig_w = orig_size
+        keep = ~is_box_near_crop_edge(data["boxes"], crop_box, [0, 0, orig_w, orig_h])
+        if not torch.all(keep):
+            data.filter(keep)
+        return data
+
+    def _records(self, data: MaskData, crops: list, orig_size: tuple[int, ...],
+                 ) -> list[MaskRecord]:
+        """One record per kept mask, in `data` order, upsampled a chunk at a time."""
+        records: list[MaskRecord | None] = [None] * len(data["iou_preds"])
+        for crop_idx, (crop_box, crop_size) in enumerate(crops):
+            idx = torch.nonzero(data["crop_idx"] == crop_idx).flatten().tolist()
+            for (chunk,) in batch_iterator(chunk_size(np.prod(crop_size), _MEMORY_BUDGET), idx):
+                binary = self._full_logits(data["low_res"][chunk], crop_size) > self.mask_threshold
+                for i, one in zip(chunk, binary.cpu().numpy()):
+                    region, top, left = trim_to_mask(one)
+                    records[i] = MaskRecord(
+                        rle=encode_rle_region(region, top + crop_box[1], left + crop_box[0],
+                                              orig_size),
+                        area=int(region.sum()),
+                        predicted_iou=data["iou_preds"][i].item(),
+                        point_coords=[data["points"][i].tolist()],
+                        stability_score=data["stability_score"][i].item(),
+                        crop_box=box_xyxy_to_xywh(data["crop_boxes"][i]).tolist())
+        return records  # type: ignore[return-value]

@@ -1,0 +1,136 @@
+"""Meta's SAM2AutomaticMaskGenerator vs the service's SAM 2.1 engine (`exact`), in one
+run, on the same checkpoint (seeded random weights of the real architecture, in Meta's
+published format), image and parameters: wall time, speed-up, peak memory, mask count
+and matched-mask IoU against Meta's masks, with the load average before and after.
+Our model comes from the service's start-up (`prepare_model`); Meta's from its own
+code (the test-only `sam2` package: `make install-dev`).
+
+    python -m bench.sam2_bench                                  # hiera tiny, 16x16, 1024x683
+    python -m bench.sam2_bench --models sam2.1_hiera_tiny,sam2.1_hiera_small --points 16,32
+
+Writes bench/results/sam2_<model>_cpu_<w>x<h>.{json,md}. Parameter sets: Meta's
+defaults, and a permissive one (IoU and stability filters off, NMS keeping every box)
+so that agreement is measured over many masks even with random weights.
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from app.services.engine.records import MaskRecord
+from bench.bench_models import bench_manager
+from bench.bench_support import generated_image, machine_description, resource_sampler
+from bench.mask_agreement import compare_masks
+
+PERMISSIVE = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 1.0}
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _meta_config(model_type: str) -> str:
+    """Meta's Hydra config of a registry name (sam2.1_hiera_tiny -> ..._t.yaml)."""
+    short = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
+    return f"configs/sam2.1/sam2.1_hiera_{short[model_type.removeprefix('sam2.1_hiera_')]}.yaml"
+
+
+def _meta_checkpoint(model_type: str, seed: int, folder: Path) -> Path:
+    """Seeded random weights of the real architecture, as Meta publishes them."""
+    from sam2.build_sam import build_sam2
+
+    path = folder / f"{model_type}_seed{seed}.pt"
+    if not path.is_file():
+        torch.manual_seed(seed)
+        model = build_sam2(_meta_config(model_type), None, device="cpu")
+        torch.save({"model": model.state_dict()}, path)
+    return path
+
+
+def _timed(fn) -> tuple[list, float, dict]:
+    with resource_sampler(torch.device("cpu")) as used:
+        started = time.perf_counter()
+        records = fn()
+        seconds = time.perf_counter() - started
+    return records, seconds, used
+
+
+def bench_model(model_type: str, points: list[int], params: dict[str, dict], image, work: Path,
+                seed: int, compile_model: bool) -> list[dict]:
+    from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
+    from sam2.build_sam import build_sam2
+
+    checkpoint = _meta_checkpoint(model_type, seed, work)
+    manager = bench_manager(model_type, checkpoint, "cpu", "exact", compile_model, work, 64)
+    meta = build_sam2(_meta_config(model_type), str(checkpoint), device="cpu")
+    rows = []
+    for side in points:
+        for name, values in params.items():
+            load_before = os.getloadavg()[0]  # other work on the machine disturbs timings
+            stock, stock_s, stock_mb = _timed(lambda: [MaskRecord.from_stock(r) for r in
+                                                       SAM2AutomaticMaskGenerator(
+                                                           meta, points_per_side=side, **values
+                                                       ).generate(image)])
+            ours, ours_s, ours_mb = _timed(lambda: manager.generator(
+                points_per_side=side, **values).generate(image))
+            agreement = compare_masks(stock, ours)
+            rows.append({"model": model_type, "points": f"{side}x{side}", "params_name": name,
+                         "meta_s": round(stock_s, 2), "engine_s": round(ours_s, 2),
+                         "speedup": round(stock_s / ours_s, 2),
+                         "meta_peak_mb": stock_mb["peak_memory_mb"],
+                         "engine_peak_mb": ours_mb["peak_memory_mb"],
+                         "agreement": agreement.as_dict(), "compiled": manager.runtime().compiled,
+                         "load_before": round(load_before, 2),
+                         "max_load": max(stock_mb["max_load_1min"], ours_mb["max_load_1min"])})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def markdown(report: dict) -> str:
+    lines = [f"Machine: {report['machine']}", f"Image {report['image']}, CPU, PRECISION=exact, "
+             "seeded random weights in Meta's format", "",
+             "| model | points | parameters | Meta s | engine s | speed-up | peak MB Meta / engine"
+             " | masks Meta / engine | matched IoU mean / min | load at start / max |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        a = r["agreement"]
+        lines.append(f"| {r['model']} | {r['points']} | {r['params_name']} | {r['meta_s']:.1f} | "
+                     f"{r['engine_s']:.1f} | **{r['speedup']:.2f}x** | {r['meta_peak_mb']:.0f} / "
+                     f"{r['engine_peak_mb']:.0f} | {a['reference_count']} / {a['candidate_count']} | "
+                     f"{a['mean_matched_iou']:.4f} / {a['min_matched_iou']:.4f} | "
+                     f"{r['load_before']} / {r['max_load']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="sam2.1_hiera_tiny", help="comma-separated")
+    parser.add_argument("--points", default="16", help="points per side, comma-separated")
+    parser.add_argument("--params", default="default,permissive", help="default and/or permissive")
+    parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--height", type=int, default=683)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compile", choices=["on", "off"], default="on",
+                        help="torch.compile the point decoder, as COMPILE_MODEL=auto does")
+    args = parser.parse_args()
+    params = {n: {"default": {}, "permissive": PERMISSIVE}[n] for n in args.params.split(",")}
+    image = generated_image(args.width, args.height, args.seed)
+    RESULTS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        for model_type in args.models.split(","):
+            rows = bench_model(model_type, [int(p) for p in args.points.split(",")], params,
+                               image, Path(work), args.seed, args.compile == "on")
+            report = {"machine": machine_description(), "image": f"{args.width}x{args.height}",
+                      "rows": rows}
+            stem = f"sam2_{model_type}_cpu_{args.width}x{args.height}"  # "." in the name
+            (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2))
+            (RESULTS / f"{stem}.md").write_text(markdown(report))
+            print(markdown(report))
+            print(f"wrote bench/results/{stem}.json and .md")
+
+
+if __name__ == "__main__":
+    main()
