@@ -118,9 +118,12 @@ class CompiledOrEager:
     platform or operator), logs it once and uses `fn` eagerly from then on. Errors
     of the computation itself (out of memory, bad input) propagate."""
 
-    def __init__(self, fn: Callable, name: str, enabled: bool) -> None:
+    def __init__(self, fn: Callable, name: str, enabled: bool, freeze: bool = False) -> None:
         self.fn, self.name = fn, name
-        self.compiled = torch.compile(fn, dynamic=False) if enabled else None
+        # freezing: weights become constants, so inductor casts them to bf16 and
+        # prepacks them into oneDNN's blocked layout once, not on every call.
+        options = {"freezing": True} if freeze else None
+        self.compiled = torch.compile(fn, dynamic=False, options=options) if enabled else None
         self.failure: str | None = None
 
     def __call__(self, *args):
