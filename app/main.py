@@ -17,18 +17,13 @@ from starlette.exceptions import HTTPException
 
 from app import __version__
 from app.core.config import get_settings
-from app.core.errors import InvalidRequest, ServiceError
+from app.core.errors import HttpError, InvalidRequest, ServiceError
 from app.core.logging import get_logger, log_startup_failure, setup_logger
 from app.routes import health, info, jobs, metrics, results, segment, web
 from app.routes.request_metrics import MetricsMiddleware
 from app.routes.upload_limit import UploadLimitMiddleware
-from app.services.job_queue import JobQueue
-from app.services.jobs.broker import BrokerJobs
-from app.services.jobs.embedded import EmbeddedJobs
-from app.services.model.bootstrap import prepare_model
+from app.services.jobs import start_jobs
 from app.services.results.retention import retention_loop
-from app.services.results.storage import open_storage
-from app.services.results.storage.local import LocalStorage
 
 log = get_logger(__name__)
 
@@ -36,50 +31,40 @@ log = get_logger(__name__)
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     settings = get_settings()
-    if settings.BROKER_URL:
-        # Broker mode: a thin front. No model here; `python -m app worker` runs the jobs.
-        app.state.manager, app.state.jobs = None, BrokerJobs(settings)
-        log.info("startup", mode="broker", results_dir=str(settings.RESULTS_DIR),
-                 visibility_timeout_s=settings.visibility_timeout_s)
-        expire_records = None
-    else:
-        storage = open_storage(settings)
-        swept = storage.sweep_temporary() if isinstance(storage, LocalStorage) else 0
-        log.info("startup", mode="embedded", model_type=settings.DEFAULT_MODEL,
-                 results_dir=str(settings.RESULTS_DIR), swept_temporary_folders=swept)
-        try:
-            manager = await prepare_model(settings)
-        except ServiceError as exc:
-            log_startup_failure(log, exc)
-            raise
-        queue = JobQueue(settings.MAX_CONCURRENT_JOBS, settings.MAX_QUEUED_JOBS,
-                         settings.JOB_TIMEOUT_S)
-        app.state.manager, app.state.jobs = manager, EmbeddedJobs(settings, manager, queue)
-        expire_records = app.state.jobs.store.expire
-    retention = asyncio.create_task(retention_loop(settings, expire_records))
+    log.info("startup", broker=bool(settings.BROKER_URL), model_type=settings.DEFAULT_MODEL,
+             results_dir=str(settings.RESULTS_DIR))
+    try:
+        app.state.jobs = await start_jobs(settings)
+    except ServiceError as exc:
+        log_startup_failure(log, exc)
+        raise
+    # Retention also removes the stale temporaries of crashed jobs, at once and then
+    # every RETENTION_INTERVAL_S.
+    retention = asyncio.create_task(retention_loop(settings, app.state.jobs.expire_records))
     # Everything loaded so far (torch, the model, every module) lives until exit: keep it
     # out of the cyclic garbage collector, whose full passes over it would otherwise
     # stall the event loop for ~200 ms under load.
     gc.freeze()
     yield
     retention.cancel()
-    if isinstance(app.state.jobs, EmbeddedJobs):
-        # uvicorn has waited for in-flight requests; jobs it cancelled (graceful-shutdown
-        # timeout) and background jobs are abandoned and clean up when their thread ends.
-        await app.state.jobs.close()
-        unfinished = await app.state.jobs.queue.drain(settings.JOB_TIMEOUT_S)
-        log.info("shutdown", jobs_unfinished=unfinished)
+    # uvicorn has waited for in-flight requests; jobs it cancelled (graceful-shutdown
+    # timeout) and background jobs are abandoned and clean up when their thread ends.
+    await app.state.jobs.shutdown()
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    """The one place errors become the JSON envelope."""
+    """Where errors become the JSON envelope: every handler answers a ServiceError's
+    `envelope()` (`_answer`), so there is one shape and one place that builds it."""
+
+    def _answer(exc: ServiceError, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse(exc.envelope(), status_code=exc.status, headers=headers or exc.headers)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         where = {"phase": exc.phase} if exc.phase else {}
         log.warning("request_failed", error_code=exc.code, message=exc.message,
                     path=request.url.path, **where)
-        return JSONResponse(exc.envelope(), status_code=exc.status, headers=exc.headers)
+        return _answer(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -90,16 +75,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
-        body = {"success": False, "error_code": code, "message": str(exc.detail), "details": {}}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        # Starlette's own answers (no such route, wrong method) in the same envelope.
+        return _answer(HttpError.of(exc.status_code, str(exc.detail)), exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected_error", path=request.url.path)
-        body = {"success": False, "error_code": "INTERNAL_ERROR",
-                "message": "An unexpected error occurred", "details": {}}
-        return JSONResponse(body, status_code=500)
+        return _answer(ServiceError("An unexpected error occurred"))
 
 
 def create_app() -> FastAPI:

@@ -1,7 +1,6 @@
 """The whole POST /segment pipeline (decode, generate, write the result folder) timed
 against its own mask-generation phase, on the benchmark's weights and image."""
 
-import asyncio
 import io
 import tempfile
 from pathlib import Path
@@ -11,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from app.schemas import JobRequest
-from app.services.pipeline import segment_image
+from app.services.pipeline import run_job
 from bench.bench_models import bench_manager
 
 
@@ -25,8 +24,7 @@ def pipeline_ratio(model_type: str, checkpoint: Path, image: np.ndarray, batch_s
     Image.fromarray(image).save(upload, format="PNG")
     with tempfile.TemporaryDirectory() as tmp:
         settings = manager.settings.model_copy(update={"RESULTS_DIR": Path(tmp)})
-        result = asyncio.run(segment_image(JobRequest(image=upload.getvalue()), manager,
-                                           settings))
+        result = run_job(JobRequest(image=upload.getvalue()), manager, settings)
     timings = result.metadata.timings_ms.model_dump()
     ratio = timings["completed"] / max(timings["masks_generated"], 1e-9)
     return {"precision": manager.precision, "timings_ms": timings,

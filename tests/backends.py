@@ -2,7 +2,6 @@
 redis-server, and moto's standalone S3 server (moto[server]) reached through boto3."""
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -11,12 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.conftest import free_port
 
 
 class Backend:

@@ -91,7 +91,7 @@ def stop_process(process: subprocess.Popen, grace_s: float = 20) -> None:
             process.wait(10)
 
 
-def _tiny_env(checkpoint: Path, workdir: Path) -> dict[str, str]:
+def tiny_env(checkpoint: Path, workdir: Path) -> dict[str, str]:
     return {"DEFAULT_MODEL": "sam_tiny", "SAM_CHECKPOINT_PATH": str(checkpoint),
             "RESULTS_DIR": str(workdir / "results")}
 
@@ -100,7 +100,7 @@ def _tiny_env(checkpoint: Path, workdir: Path) -> dict[str, str]:
 def server(tmp_path_factory, tiny_checkpoint):
     """One server for the whole session, default settings, sam_tiny."""
     workdir = tmp_path_factory.mktemp("server")
-    live = LiveServer(workdir, _tiny_env(tiny_checkpoint, workdir))
+    live = LiveServer(workdir, tiny_env(tiny_checkpoint, workdir))
     live.wait_ready()
     yield live
     live.stop()
@@ -112,7 +112,7 @@ def start_server(tmp_path, tiny_checkpoint):
     servers: list[LiveServer] = []
 
     def start(wait: bool = True, **env: str) -> LiveServer:
-        server = LiveServer(tmp_path, {**_tiny_env(tiny_checkpoint, tmp_path), **env})
+        server = LiveServer(tmp_path, {**tiny_env(tiny_checkpoint, tmp_path), **env})
         servers.append(server)
         if wait:
             server.wait_ready()

@@ -1,5 +1,6 @@
 """A small client of the async job API for tests: submit, poll, wait."""
 
+import json
 import time
 
 import requests
@@ -33,3 +34,9 @@ def wait_for(url: str, job_id: str, statuses=FINAL, timeout: float = 120) -> dic
             return state
         time.sleep(0.1)
     raise TimeoutError(f"job {job_id} still {state['status']} after {timeout}s: {state}")
+
+
+def logged(log: str, event: str, job_id: str) -> bool:
+    """Whether a JSON log holds `event` for the job."""
+    lines = (json.loads(line) for line in log.splitlines() if line.startswith("{"))
+    return any(e.get("event") == event and e.get("job_id") == job_id for e in lines)

@@ -1,7 +1,8 @@
 """`python -m app segment PATH... --out DIR`: the server's pipeline, without the server.
 
 Each image (files as given; folders are searched for images) goes through the same
-pipeline as POST /segment and gets the same result folder under --out. Exit status:
+pipeline as POST /segment and gets the same result folder under --out, which takes
+every RESULTS_DIR form (a folder, or s3://bucket/prefix). Exit status:
 0 when every image succeeded, 1 when any failed, 2 for a usage error.
 """
 
@@ -22,7 +23,7 @@ from app.core.config import Settings
 from app.core.errors import ServiceError
 from app.core.logging import setup_logger
 from app.cli.prompt_options import PromptSource, add_prompt_options
-from app.schemas import GenerationParams, JobRequest
+from app.schemas import GenerationParams
 from app.schemas.params import COCO_SEGMENTATION_HELP, CocoSegmentation
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class Outcome:
     image: Path
     objects: int | None = None
     seconds: float | None = None
-    output_dir: Path | None = None
+    output_dir: str | None = None
     error: str | None = None
 
 
@@ -47,7 +48,8 @@ def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
     parser = verbs.add_parser(name, help="segment image files and folders into result folders",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
+    parser.add_argument("--out", default="results",
+                        help="results folder or s3://bucket/prefix, as RESULTS_DIR (default: results)")
     for option, field in _SETTING_OPTIONS.items():
         annotation = Settings.model_fields[field].annotation
         choices = typing.get_args(annotation) if typing.get_origin(annotation) is Literal else None
@@ -131,8 +133,8 @@ async def _segment_all(images: list[Path], params: GenerationParams, prompts: Pr
 async def _segment_one(image: Path, params: GenerationParams, prompts: PromptSource,
                        manager: "ModelManager", settings: Settings,
                        coco_segmentation: CocoSegmentation) -> Outcome:
-    from app.services.pipeline import segment_image
-    from app.services.prompt_check import check_prompts
+    from app.services.pipeline import run_job
+    from app.services.intake import job_request
 
     try:
         raw_prompts = prompts.for_image(image)
@@ -140,10 +142,8 @@ async def _segment_one(image: Path, params: GenerationParams, prompts: PromptSou
         return Outcome(image, error="not listed in the --prompts file")
     try:
         data = await asyncio.to_thread(image.read_bytes)
-        job = JobRequest(image=data, file_name=image.name, params=params,
-                         prompts=check_prompts(raw_prompts, data, settings, params),
-                         coco_segmentation=coco_segmentation)
-        result = await segment_image(job, manager, settings)
+        job = job_request(data, image.name, params, raw_prompts, settings, coco_segmentation)
+        result = await asyncio.to_thread(run_job, job, manager, settings)
     except OSError as exc:
         return Outcome(image, error=f"cannot read: {exc.strerror or exc}")
     except ServiceError as exc:
@@ -153,7 +153,7 @@ async def _segment_one(image: Path, params: GenerationParams, prompts: PromptSou
         return Outcome(image, error=f"{exc.code}{f' ({reason})' if reason else ''}: {exc.message}")
     return Outcome(image, objects=len(result.metadata.objects),
                    seconds=result.metadata.timings_ms.completed / 1000,
-                   output_dir=settings.RESULTS_DIR / result.folder)
+                   output_dir=result.output_dir)
 
 
 def _summary(outcomes: list[Outcome]) -> Table:

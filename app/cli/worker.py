@@ -5,8 +5,8 @@ the server's `prepare_model`, then takes one job at a time from Redis in a solo 
 (no fork after CUDA was initialised). Start one worker per GPU (`DEVICE=cuda`,
 `CUDA_VISIBLE_DEVICES=<n>`) or one per CPU machine.
 
-Readiness: every 10 s, once its model is loaded, the worker refreshes a
-`sam:worker:<host:pid>` key in Redis (the API's `workers seen`); WORKER_READY_FILE
+Readiness: every 10 s, once its model is loaded, the worker records a beat (its
+host:pid in the `sam:workers` sorted set, the API's `workers seen`); WORKER_READY_FILE
 exists while that succeeds, i.e. while the worker can take jobs, and is removed when
 Redis cannot be reached and when the worker stops (`test -f` is its readiness probe).
 Exit status: 0 after a normal stop, 1 when the model could not be prepared, 2
@@ -24,7 +24,6 @@ from app.core.errors import ServiceError
 from app.core.logging import get_logger, setup_logger
 
 log = get_logger(__name__)
-_HEARTBEAT_S = 10
 
 
 def add_parser(verbs: argparse._SubParsersAction, name: str) -> None:
@@ -41,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: torch takes seconds to import, and --help should not wait.
     from app.services.identity import worker_name
     from app.services.jobs import task
-    from app.services.jobs.broker import WORKER_KEY, redis_client
+    from app.services.jobs.broker import WORKERS_KEY, redis_client
     from app.services.jobs.celery_app import QUEUE, TASK, make_celery
-    from app.services.jobs.redis_store import RedisJobStore
+    from app.services.jobs.redis_records import RedisJobStore
     from app.services.model.bootstrap import prepare_model
 
     try:
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     name = worker_name()
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, daemon=True,
-                            args=(client, WORKER_KEY + name, settings.WORKER_READY_FILE, stop))
+                            args=(client, name, settings.WORKER_READY_FILE, stop))
     beat.start()
     if settings.WORKER_METRICS_PORT:
         from prometheus_client import start_http_server
@@ -76,19 +75,21 @@ def run(args: argparse.Namespace) -> int:
         beat.join(timeout=5)  # so that no late beat recreates the ready file
         settings.WORKER_READY_FILE.unlink(missing_ok=True)
         try:
-            client.delete(WORKER_KEY + name)
+            client.zrem(WORKERS_KEY, name)
         except Exception:  # noqa: BLE001 - the broker may be gone at shutdown
             pass
     return 0
 
 
-def _heartbeat(client, key: str, ready_file: Path, stop: threading.Event) -> None:
+def _heartbeat(client, name: str, ready_file: Path, stop: threading.Event) -> None:
     """Beat while the worker runs; the ready file says whether the last beat got through."""
+    from app.services.jobs.broker import HEARTBEAT_S, beat
+
     while not stop.is_set():
         try:
-            client.set(key, "1", ex=3 * _HEARTBEAT_S)
+            beat(client, name)
             ready_file.touch()
         except Exception as exc:  # noqa: BLE001 - keep beating once the broker is back
             ready_file.unlink(missing_ok=True)
             log.warning("worker_heartbeat_failed", error=str(exc))
-        stop.wait(_HEARTBEAT_S)
+        stop.wait(HEARTBEAT_S)

@@ -73,7 +73,8 @@ class Settings(BaseSettings):
     # Generations running at once (per model; one model per process) and waiting for a slot.
     MAX_CONCURRENT_JOBS: int = Field(1, ge=1)
     MAX_QUEUED_JOBS: int = Field(8, ge=0)
-    # A job running longer answers 504 SEGMENTATION_TIMEOUT; its result is discarded.
+    # A job running longer answers 504 SEGMENTATION_TIMEOUT; its result is discarded. It
+    # counts from when the job starts running, never queue time (app.services.jobs.queue).
     JOB_TIMEOUT_S: float = Field(600.0, gt=0)
     # Retention, enforced oldest first every RETENTION_INTERVAL_S; unset = keep everything.
     RESULTS_TTL_HOURS: float | None = Field(None, gt=0)

@@ -1,5 +1,5 @@
-"""The service's typed errors. Services raise these; one handler in app.main
-turns each into the JSON error envelope `{success, error_code, message, details}`."""
+"""The service's typed errors. Services raise these; app.main turns each into the
+JSON error envelope `{success, error_code, message, details}` (`envelope()`)."""
 
 from typing import Any
 
@@ -54,6 +54,18 @@ class NotFound(ServiceError):
     """No such result: unknown job id, unknown file, or a name that is not allowed."""
 
     code, status = "NOT_FOUND", 404
+
+
+class HttpError(ServiceError):
+    """Starlette's own refusals (no such route, a method it does not allow)."""
+
+    _CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+    @classmethod
+    def of(cls, status: int, message: str) -> "HttpError":
+        error = cls(message)
+        error.code, error.status = cls._CODES.get(status, "HTTP_ERROR"), status
+        return error
 
 
 class Unauthorized(ServiceError):
@@ -111,9 +123,19 @@ class JobInterrupted(ServiceError):
     code, status = "JOB_INTERRUPTED", 500
 
 
+class JobRecordUnreadable(ServiceError):
+    """A job's record exists but cannot be read (a damaged file or Redis value)."""
+
+    code, status = "JOB_RECORD_UNREADABLE", 500
+
+
 class JobAbandoned(Exception):
     """Not an answer: raised inside a job's thread once the job was cancelled or timed
-    out, to stop it at the next phase or batch; nobody awaits its outcome."""
+    out (`reason`: cancelled or timeout), to stop it at the next phase or batch."""
+
+    def __init__(self, reason: str = "cancelled") -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class JobFailed(ServiceError):

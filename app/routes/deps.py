@@ -8,19 +8,13 @@ from fastapi.security import APIKeyHeader
 
 from app.core.config import Settings, get_settings
 from app.core.errors import Unauthorized
-from app.services.jobs.broker import BrokerJobs
-from app.services.jobs.embedded import EmbeddedJobs
-from app.services.model.manager import ModelManager
+from app.services.jobs import Jobs
 
 _API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
                                description="Required when the server sets API_KEY")
 
 
-def _manager(request: Request) -> ModelManager | None:
-    return request.app.state.manager  # None in broker mode: the workers hold the model
-
-
-def _jobs(request: Request) -> EmbeddedJobs | BrokerJobs:
+def _jobs(request: Request) -> Jobs:
     return request.app.state.jobs
 
 
@@ -34,8 +28,7 @@ def _require_api_key(settings: Annotated[Settings, Depends(get_settings)],
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-ManagerDep = Annotated[ModelManager | None, Depends(_manager)]
 # Where jobs run: in this process (embedded) or on Celery workers (broker mode).
-JobsDep = Annotated[EmbeddedJobs | BrokerJobs, Depends(_jobs)]
+JobsDep = Annotated[Jobs, Depends(_jobs)]
 # Attach to a route or router: `dependencies=[RequireApiKey]` (a no-op while API_KEY is unset).
 RequireApiKey = Depends(_require_api_key)

@@ -11,17 +11,16 @@
 from fastapi import APIRouter
 
 from app.core.errors import NotReady
-from app.routes.deps import JobsDep, ManagerDep
+from app.routes.deps import JobsDep
 from app.schemas import ErrorResponse, HealthResponse, LiveResponse, ReadyResponse
 
 router = APIRouter()
 
 
 @router.get("/health", response_model=HealthResponse)
-async def health(manager: ManagerDep) -> HealthResponse:
-    if manager is None:
-        return HealthResponse(status="ok", model_loaded=False, mode="broker")
-    return HealthResponse(status="ok", model_loaded=manager.loaded)
+async def health(jobs: JobsDep) -> HealthResponse:
+    model = jobs.model_state()
+    return HealthResponse(status="ok", model_loaded=model.loaded, mode=model.mode)
 
 
 @router.get("/health/live", response_model=LiveResponse)

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 
 from app import __version__
-from app.routes.deps import ManagerDep, SettingsDep
+from app.routes.deps import JobsDep, SettingsDep
 from app.schemas import InfoResponse
 from app.schemas.api import Limits
 
@@ -11,17 +11,12 @@ router = APIRouter()
 
 
 @router.get("/info", response_model=InfoResponse)
-async def info(request: Request, manager: ManagerDep, settings: SettingsDep) -> InfoResponse:
+async def info(request: Request, jobs: JobsDep, settings: SettingsDep) -> InfoResponse:
     # Read from the OpenAPI schema, so the list is the published contract itself.
     paths = request.app.openapi()["paths"]
     endpoints = sorted(f"{method.upper()} {path}" for path, ops in paths.items() for method in ops)
-    if manager is None:  # broker mode: the workers load the model and pick the device
-        return InfoResponse(name="sam-segmentation-service", version=__version__,
-                            model=settings.DEFAULT_MODEL, device="workers",
-                            precision=settings.PRECISION, endpoints=endpoints,
-                            limits=Limits.of(settings))
+    model = jobs.model_state()  # broker mode: the workers load the model, "workers" device
     return InfoResponse(name="sam-segmentation-service", version=__version__,
-                        model=manager.model_type, device=manager.device,
-                        precision=manager.precision,
-                        precision_fallback_reason=manager.precision_fallback_reason,
+                        model=model.model_type, device=model.device, precision=model.precision,
+                        precision_fallback_reason=model.precision_fallback_reason,
                         endpoints=endpoints, limits=Limits.of(settings))

@@ -2,7 +2,7 @@
 streamed from the storage (a local folder or a bucket).
 
 Only server-made job ids and the result file names are served (see
-app.services.results.store); anything else answers 404 in the error envelope.
+app.services.results.downloads); anything else answers 404 in the error envelope.
 Plain `def` routes: FastAPI runs them in its thread pool, off the event loop.
 """
 
@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from app.routes.deps import RequireApiKey, SettingsDep
 from app.schemas import ErrorResponse
 from app.services.results.storage import open_storage
-from app.services.results.store import job_folder, media_type, result_file, zip_chunks
+from app.services.results.downloads import job_folder, media_type, result_file, zip_chunks
 
 router = APIRouter(prefix="/results", tags=["results"], dependencies=[RequireApiKey])
 _NOT_FOUND = {status: {"model": ErrorResponse} for status in (401, 404, 507)}

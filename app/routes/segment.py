@@ -11,8 +11,7 @@ from app.routes.deps import JobsDep, RequireApiKey, SettingsDep
 from app.routes.upload_limit import read_image_upload
 from app.schemas import ErrorResponse, GenerationParams, JobRequest, SegmentResponse
 from app.schemas.params import COCO_SEGMENTATION_HELP, CocoSegmentation
-from app.services.image_processor import oriented_size
-from app.services.prompt_check import check_prompts
+from app.services.intake import job_request
 
 router = APIRouter()
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 422, 500, 502, 503, 504, 507)}
@@ -49,12 +48,8 @@ async def segment_form(
     """The job a segmentation form describes (POST /segment and POST /jobs alike):
     every object in the image, or with `prompts` the objects pointed at."""
     data = await read_image_upload(image, settings.max_image_bytes)
-    # Refused before any job is accepted: not an image, an unaccepted format, too many
-    # pixels (from the header; data truncated further on fails the job itself).
-    oriented_size(data, settings.MAX_IMAGE_PIXELS)
-    return JobRequest(image=data, file_name=client_file_name(image.filename), params=params,
-                      prompts=check_prompts(prompts, data, settings, params),
-                      coco_segmentation=coco_segmentation)
+    return job_request(data, client_file_name(image.filename), params, prompts, settings,
+                       coco_segmentation)
 
 
 SegmentForm = Annotated[JobRequest, Depends(segment_form)]

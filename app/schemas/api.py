@@ -28,7 +28,8 @@ class SegmentResponse(BaseModel):
     success: bool = True
     job_id: str
     objects_count: int
-    output_dir: str = Field(description="Result folder, relative to the server's working directory")
+    output_dir: str = Field(description="Where the result folder is: `<RESULTS_DIR name>/<folder>` "
+                            "for a local folder, `s3://bucket/prefix/<folder>` for a bucket")
     files: ResultFiles
     urls: ResultUrls = Field(description="Download URLs (absolute paths on this server)")
     parameters: AppliedParameters

@@ -2,8 +2,8 @@
 0 = not on it), a box, or both, in the uploaded image's pixels after EXIF
 orientation; each prompt yields one object.
 
-`parse_prompts` is the one validation of the `prompts` form field, used by
-POST /segment, POST /jobs and the CLI before anything is computed or written.
+`parse_prompts` parses the `prompts` form field and checks it against the image's
+size; app.services.intake calls it for POST /segment, POST /jobs and the CLI alike.
 """
 
 import json

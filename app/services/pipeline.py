@@ -5,7 +5,7 @@ received -> preprocessed -> model_loaded -> masks_generated -> objects_saved -> 
 Each phase is logged with its duration and counts, and reported to an optional
 `Progress` callback. The clock stops once, just before metadata.json is written, so
 metadata.json and the HTTP answer carry the same timings. `run_job` is the blocking
-pipeline; `segment_image` runs it in a worker thread of the job queue.
+pipeline; a jobs runner (app.services.jobs) or the CLI calls it off the event loop.
 """
 
 import threading
@@ -14,19 +14,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import partial
 
 from app.core.config import Settings
 from app.core.errors import JobAbandoned, ServiceError
 from app.core.logging import bind_job, get_logger, set_phase
-from app.schemas import (AppliedParameters, ImageInfo, JobMetadata, JobRequest, SkippedMask,
+from app.schemas import (AppliedParameters, ImageInfo, JobMetadata, JobRequest, Retry, SkippedMask,
                          Timings)
 from app.services.engine.records import MaskRecord
 from app.services.identity import worker_name
-from app.services.image_processor import decode_image
-from app.services.job_queue import Admission, JobQueue
-from app.services.metrics import jobs_in_flight, observe_phases
-from app.services.model.generation import generate_masks
+from app.services.image_processor import DecodedImage, decode_image
+from app.services.metrics import observe_phases
+from app.services.model.recovery import generate_masks
 from app.services.model.manager import ModelManager
 from app.services.results import layout
 from app.services.results.storage import open_storage
@@ -79,33 +77,30 @@ def _ms_since(begun: float) -> float:
     return round((time.perf_counter() - begun) * 1000, 1)
 
 
-async def segment_image(request: JobRequest, manager: ModelManager, settings: Settings,
-                        jobs: JobQueue | None = None, is_disconnected=None,
-                        progress: Progress | None = None, created: datetime | None = None,
-                        admission: Admission | None = None) -> JobResult:
-    """Segment one uploaded image; the one place the blocking work leaves the event loop.
-    `jobs` bounds concurrency, queue and run time (see job_queue); `is_disconnected`
-    lets a queued job be dropped when its client leaves; `admission` is the queue place
-    an accepted job (POST /jobs) holds, so it waits for a slot instead of being refused."""
-    bind_job(request.job_id)  # bound here, so the request's error log line carries it too
-    with jobs_in_flight():
-        work = partial(run_job, request, manager, settings, progress, created=created)
-        discard = partial(discard_result, settings)
-        return await (jobs or JobQueue(1, 0, None)).run(work, discard, is_disconnected, admission)
-
-
 def discard_result(settings: Settings, result: JobResult) -> None:
     """Remove the folder of a job whose client will never receive it (timeout, cancel)."""
     open_storage(settings).delete(result.folder)
     log.warning("result_discarded", job_id=result.job_id, output_dir=result.output_dir)
 
 
-def _stop_if_abandoned(cancel: threading.Event) -> None:
+class StopSignal(threading.Event):
+    """Set to stop a running job at its next phase boundary or batch of prompts;
+    `reason` (cancelled or timeout) says why, and the JobAbandoned it raises carries it."""
+
+    reason = "cancelled"
+
+    def stop(self, reason: str) -> None:
+        if not self.is_set():
+            self.reason = reason
+        self.set()
+
+
+def _stop_if_abandoned(cancel: StopSignal) -> None:
     if cancel.is_set():
-        raise JobAbandoned()
+        raise JobAbandoned(cancel.reason)
 
 
-def _batch_done(job: _Job, cancel: threading.Event, share: float) -> None:
+def _batch_done(job: _Job, cancel: StopSignal, share: float) -> None:
     """Between batches of prompts: report the share done, and stop a job that was
     cancelled or timed out instead of finishing its (longest) phase."""
     job.progress("masks_generated", share)
@@ -113,7 +108,7 @@ def _batch_done(job: _Job, cancel: threading.Event, share: float) -> None:
 
 
 def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
-            progress: Progress | None = None, cancel: threading.Event | None = None,
+            progress: Progress | None = None, cancel: StopSignal | None = None,
             created: datetime | None = None) -> JobResult:
     """The whole job, blocking: decode, generate, write the result folder. Setting
     `cancel` stops it at the next phase boundary or batch of prompts (JobAbandoned).
@@ -121,10 +116,9 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
     replaces its folder."""
     job = _Job(request.job_id, progress or (lambda phase, share: None),
                created or datetime.now(timezone.utc))
-    cancel = cancel or threading.Event()
+    cancel = cancel or StopSignal()
     bind_job(job.id)
     log.info("received", bytes=len(request.image))
-    params = request.params
     job.ms["received"] = _ms_since(job.started)
     with job.phase("preprocessed"):
         image = decode_image(request.image, settings.MAX_IMAGE_PIXELS)
@@ -137,21 +131,30 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
     _stop_if_abandoned(cancel)
     with job.phase("masks_generated"):
         records, retries = generate_masks(
-            manager, image.rgb, params.generator_kwargs(), simulate_oom=settings.SIMULATE_CUDA_OOM,
-            on_batch=lambda done, total: _batch_done(job, cancel, done / total),
-            prompts=request.prompts)
+            manager, image.rgb, request.params.generator_kwargs(),
+            simulate_oom=settings.SIMULATE_CUDA_OOM, prompts=request.prompts,
+            on_batch=lambda done, total: _batch_done(job, cancel, done / total))
     log.info("masks_generated", count=len(records), retries=len(retries),
              ms=job.ms["masks_generated"])
     _stop_if_abandoned(cancel)
+    result = _save(job, request, image, records, retries, manager, settings)
+    set_phase("completed")
+    job.progress("completed", None)
+    log.info("completed", ms=result.metadata.timings_ms.completed)
+    observe_phases(result.metadata.timings_ms.model_dump())
+    return result
 
-    applied = params.applied(settings.MIN_OBJECT_PIXELS)
+
+def _save(job: _Job, request: JobRequest, image: DecodedImage, records: list[MaskRecord],
+          retries: list[Retry], manager: ModelManager, settings: Settings) -> JobResult:
+    """The objects_saved phase: choose the objects, write them, commit metadata.json."""
+    applied = request.params.applied(settings.MIN_OBJECT_PIXELS)
     prompts = request.prompts
     chosen, skipped = select_objects(records, applied, settings.MAX_OBJECTS, prompts is not None)
-    kept = [records[i] for i in chosen]
     name = layout.folder_name(job.created, job.id)
     begun = time.perf_counter()
     with job.phase("objects_saved"), ResultFolder(open_storage(settings), name) as folder:
-        objects, unwritten = folder.write_objects(image.rgb, kept)
+        objects, unwritten = folder.write_objects(image.rgb, [records[i] for i in chosen])
         if prompts is not None:  # object i answered prompt chosen[i]
             objects = [o.model_copy(update={"prompt": prompts[chosen[o.index]],
                                             "prompt_index": chosen[o.index]}) for o in objects]
@@ -168,10 +171,6 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
         output_dir = folder.commit(metadata)
     log.info("objects_saved", objects=len(objects), skipped=len(metadata.skipped),
              ms=metadata.timings_ms.objects_saved)
-    set_phase("completed")
-    job.progress("completed", None)
-    log.info("completed", ms=metadata.timings_ms.completed)
-    observe_phases(metadata.timings_ms.model_dump())
     return JobResult(name, output_dir, metadata)
 
 

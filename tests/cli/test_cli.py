@@ -5,11 +5,11 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.conftest import PERMISSIVE, REPO
 from tests.images import image_bytes
 
-PERMISSIVE_OPTIONS = ["--points-per-side", "8", "--pred-iou-thresh", "0",
-                      "--stability-score-thresh", "0", "--min-object-pixels", "0"]
+PERMISSIVE_OPTIONS = [part for name, value in PERMISSIVE.items()
+                      for part in ("--" + name.replace("_", "-"), value)]
 
 
 def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -34,7 +34,7 @@ def test_segment_writes_a_result_folder_per_image_and_fails_when_one_image_fails
     assert result.returncode == 1, result.stderr
     assert "2 of 3 images segmented" in result.stdout
     assert "INVALID_IMAGE (not_an_image)" in result.stdout
-    folders = sorted(out.iterdir())
+    folders = sorted(out.glob("[!.]*"))
     assert len(folders) == 2
     names = set()
     for folder in folders:
@@ -45,17 +45,22 @@ def test_segment_writes_a_result_folder_per_image_and_fails_when_one_image_fails
     assert names == {"one.png", "two.jpg"}
 
 
-def test_segment_exits_zero_when_every_image_succeeds(tmp_path, tiny_checkpoint):
+def test_segment_exits_zero_when_every_image_succeeds_and_writes_to_a_bucket(
+        tmp_path, tiny_checkpoint, s3):
     image = tmp_path / "[red]scene[x].png"  # brackets are a file name's, never markup
     image.write_bytes(image_bytes())
-    result = run_cli("segment", str(image), "--out", "out", "--model", "sam_tiny",
+    result = run_cli("segment", str(image), "--out", f"s3://{s3.BUCKET}/cli", "--model", "sam_tiny",
                      "--checkpoint", str(tiny_checkpoint), *PERMISSIVE_OPTIONS,
                      "--coco-segmentation", "polygons", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 of 1 images segmented" in result.stdout and len(list((tmp_path / "out").iterdir())) == 1
-    assert "[red]scene[x].png" in result.stdout
-    (folder,) = (tmp_path / "out").iterdir()
-    annotations = json.loads((folder / "annotations.json").read_text())["annotations"]
+    assert "1 of 1 images segmented" in result.stdout and "[red]scene[x].png" in result.stdout
+    assert not (tmp_path / "s3:").exists()  # --out takes RESULTS_DIR's forms, never a folder "s3:"
+    folders = {k.split("/")[1] for k in s3.keys() if not k.startswith("cli/.index/")}
+    assert len(folders) == 1
+    folder = folders.pop()
+    assert f"s3://{s3.BUCKET}/cli/{folder}" in result.stdout
+    body = s3.client().get_object(Bucket=s3.BUCKET, Key=f"cli/{folder}/annotations.json")["Body"]
+    annotations = json.loads(body.read())["annotations"]
     assert annotations and all(isinstance(a["segmentation"], list) for a in annotations)
 
 

@@ -28,7 +28,7 @@ def test_point_option_cuts_out_the_object_clicked(tmp_path):
     result = run_cli("segment", "scene.png", "--out", "out", "--model", "sam_tiny",
                      "--point", f"{x:g},{y:g}", "--min-object-pixels", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    (folder,) = (tmp_path / "out").iterdir()
+    (folder,) = (tmp_path / "out").glob("[!.]*")
     metadata = json.loads((folder / "metadata.json").read_text())
     assert [o["prompt_index"] for o in metadata["objects"]] == [0]
     assert iou(np.asarray(Image.open(folder / metadata["objects"][0]["mask_file"])) > 0, target) >= 0.5
@@ -48,7 +48,7 @@ def test_prompts_file_maps_images_to_prompts_and_bad_prompts_fail_that_image(tmp
     assert "1 of 3 images segmented" in result.stdout
     assert "prompt 0: point [9999, 1] is outside" in result.stdout
     assert "not listed in the --prompts file" in result.stdout
-    (folder,) = (tmp_path / "out").iterdir()
+    (folder,) = (tmp_path / "out").glob("[!.]*")
     metadata = json.loads((folder / "metadata.json").read_text())
     assert [o["prompt_index"] for o in metadata["objects"]] == [0, 1]
 

@@ -35,10 +35,20 @@ def assert_envelope(response: requests.Response, status: int, code: str) -> dict
 
 
 def leftovers(results_dir: Path) -> list[str]:
-    """Temporary or incomplete folders in the results folder (`.jobs` holds job records)."""
+    """Temporary or incomplete folders in the results folder (`.jobs` holds job records),
+    and index entries (`.index/<job_id>`) naming no finished folder."""
     if not results_dir.is_dir():
         return []
-    return [p.name for p in results_dir.iterdir() if p.name != ".jobs" and (
+    found = [p.name for p in results_dir.iterdir() if p.name not in (".jobs", ".index") and (
         p.name.startswith(".tmp-") or (p.is_dir() and not (p / "metadata.json").is_file()))]
+    index = results_dir / ".index"
+    entries = sorted(index.iterdir()) if index.is_dir() else []
+    return found + [f".index/{e.name}" for e in entries
+                    if not (results_dir / e.read_text() / "metadata.json").is_file()]
 
 
+def results(results_dir: Path) -> list[str]:
+    """The result folders (and anything else but the index and the job records) there."""
+    if not results_dir.is_dir():
+        return []
+    return sorted(p.name for p in results_dir.iterdir() if p.name not in (".jobs", ".index"))

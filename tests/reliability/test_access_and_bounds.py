@@ -8,7 +8,9 @@ import pytest
 import requests
 
 from app.services.results.retention import enforce_retention
+from app.services.results.storage import local
 from app.services.results.storage.local import LocalStorage
+from tests.conftest import LiveServer, tiny_env
 from tests.images import image_bytes
 from tests.reliability.helpers import assert_envelope, post_image
 
@@ -25,14 +27,23 @@ def _result_folder(results, name: str, age_hours: float, size: int = 1000):
     return folder
 
 
-@pytest.fixture
-def guarded(start_server, tmp_path):
-    results = tmp_path / "results"
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory, tiny_checkpoint):
+    """One server for the module (its tests change nothing the others read)."""
+    workdir = tmp_path_factory.mktemp("guarded")
+    results = workdir / "results"
     _result_folder(results, "old", age_hours=48)
     _result_folder(results, "recent", age_hours=0.1)
-    (results / ".tmp-in-progress").mkdir()
-    return start_server(API_KEY=KEY, CORS_ORIGINS="http://allowed.example", MAX_OBJECTS="1",
-                        RESULTS_TTL_HOURS="24")
+    (results / ".tmp-crashed").mkdir()  # left by a process that died an hour ago
+    hour_ago = time.time() - 3600
+    os.utime(results / ".tmp-crashed", (hour_ago, hour_ago))
+    (results / ".tmp-writing").mkdir()  # another process's, on a shared volume
+    server = LiveServer(workdir, {**tiny_env(tiny_checkpoint, workdir), "API_KEY": KEY,
+                                  "CORS_ORIGINS": "http://allowed.example", "MAX_OBJECTS": "1",
+                                  "RESULTS_TTL_HOURS": "24"})
+    server.wait_ready()
+    yield server
+    server.stop()
 
 
 def test_segment_needs_the_api_key_and_health_stays_open(guarded):
@@ -67,7 +78,8 @@ def test_cors_allows_only_the_configured_origin(guarded):
 
 def test_retention_at_startup_removed_expired_results_only(guarded):
     names = sorted(p.name for p in guarded.results_dir.iterdir())
-    assert "old" not in names and "recent" in names and ".tmp-in-progress" not in names
+    assert "old" not in names and "recent" in names
+    assert ".tmp-crashed" not in names and ".tmp-writing" in names
 
 
 def test_size_bound_removes_oldest_first(tmp_path):
@@ -93,3 +105,18 @@ def test_a_folder_left_half_written_is_removed_once_idle_past_the_grace(tmp_path
                              incomplete_grace_s=600)
     assert idle.incomplete_removed == 1 and sorted(p.name for p in tmp_path.iterdir()) == [
         ".jobs", "done"]
+
+
+def test_a_folder_that_cannot_be_deleted_is_not_counted_as_removed(tmp_path, monkeypatch):
+    for age, name in enumerate(["newest", "stuck", "oldest"]):
+        _result_folder(tmp_path, name, age_hours=age * 30, size=100)
+    real_rmtree = local.shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        if path.name == "stuck":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(local.shutil, "rmtree", rmtree)
+    report = enforce_retention(LocalStorage(tmp_path), ttl_hours=24, max_bytes=None)
+    assert report.removed == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["newest", "stuck"]

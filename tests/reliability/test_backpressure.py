@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from tests.images import image_bytes
-from tests.reliability.helpers import assert_envelope, leftovers, post_image, record_figure
+from tests.reliability.helpers import (assert_envelope, leftovers, post_image, record_figure,
+                                      results)
 
 SMALL = image_bytes("PNG", 96, 72)
 
@@ -95,8 +96,7 @@ def test_job_past_timeout_answers_504_and_leaves_nothing(start_server):
     while "abandoned_job_ended" not in server.log() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "abandoned_job_ended" in server.log()
-    folders = list(server.results_dir.iterdir()) if server.results_dir.exists() else []
-    assert folders == []
+    assert results(server.results_dir) == [] and leftovers(server.results_dir) == []
     ready = requests.get(server.url + "/health/ready", timeout=5).json()
     assert ready["jobs_running"] == 0 and ready["jobs_waiting"] == 0
 

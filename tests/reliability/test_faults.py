@@ -16,6 +16,7 @@ from app.core.errors import ModelLoadFailed
 from app.services.model.bootstrap import ensure_model_ready
 from app.services.model.download import ensure_checkpoint
 from tests.images import encode, image_bytes
+from tests.reliability import helpers
 from tests.reliability.helpers import assert_envelope, leftovers, post_image, record_figure
 from tests.weights_server import WeightsServer
 
@@ -97,7 +98,7 @@ def test_full_results_disk_gives_storage_error_and_leaves_no_partial_folder(star
     noise = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
     body = assert_envelope(post_image(server.url, encode(noise)), 507, "STORAGE_ERROR")
     assert body["details"]["results_dir"] == str(results)
-    assert [p.name for p in results.iterdir()] == ["filler"]
+    assert helpers.results(results) == ["filler"] and leftovers(results) == []
 
 
 def _wait_for(server, event: str, timeout: float = 60) -> None:
@@ -135,5 +136,4 @@ def test_sigterm_past_the_graceful_timeout_discards_the_job_and_leaves_nothing(s
     assert server.process.wait(timeout=120) in (0, -signal.SIGTERM)
     log = server.log()
     assert "job_cancelled" in log and "abandoned_job_ended" in log
-    results = list(server.results_dir.iterdir()) if server.results_dir.exists() else []
-    assert results == []
+    assert helpers.results(server.results_dir) == [] and leftovers(server.results_dir) == []

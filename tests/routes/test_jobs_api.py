@@ -1,9 +1,11 @@
 """The async job API in embedded mode, against a real uvicorn running sam_tiny."""
 
+import time
+
 import requests
 
 from tests.images import image_bytes
-from tests.job_client import job, submit, wait_for
+from tests.job_client import job, logged, submit, wait_for
 from tests.reliability.helpers import assert_envelope, leftovers
 
 SLOW = {"points_per_side": "40"}  # several seconds on sam_tiny with two cores
@@ -76,13 +78,23 @@ def test_cancel_a_queued_and_a_running_job(start_server):
     assert cancelled["status"] == "cancelled" and cancelled["started_at"] is None
     assert requests.delete(f"{server.url}/jobs/{running}", timeout=10).json()["status"] == "cancelled"
     assert wait_for(server.url, running)["status"] == "cancelled"
-    # The abandoned thread ends at its next phase boundary and leaves nothing behind.
+    # The abandoned thread ends at its next batch, never finishing the job.
+    _wait_idle(server)
+    assert logged(server.log(), "abandoned_job_ended", running)
+    assert not logged(server.log(), "completed", running)
     follow = submit(server.url, image_bytes()).json()["job_id"]
     assert wait_for(server.url, follow)["status"] == "succeeded"
     assert job(server.url, queued)["started_at"] is None
     folders = [p.name for p in server.results_dir.iterdir() if not p.name.startswith(".")]
     assert folders == [job(server.url, follow)["result"]["output_dir"].split("/")[-1]]
     assert leftovers(server.results_dir) == []
+
+
+def _wait_idle(server, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while requests.get(server.url + "/health/ready", timeout=5).json()["jobs_running"]:
+        assert time.monotonic() < deadline, "a job still runs"
+        time.sleep(0.1)
 
 
 def test_jobs_interrupted_by_a_crash_read_failed_interrupted_after_restart(start_server):

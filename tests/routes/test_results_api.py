@@ -67,7 +67,13 @@ def test_annotations_load_in_pycocotools_and_match_the_objects(api, server, job,
     assert len(coco.getAnnIds(imgIds=[1])) == job["objects_count"]
     metadata = api.get(server.url + job["urls"]["metadata"]).json()
     for annotation, obj in zip(coco.loadAnns(coco.getAnnIds()), metadata["objects"], strict=True):
-        assert annotation["bbox"] == obj["bbox"] and annotation["score"] == obj["predicted_iou"]
+        assert coco.annToMask(annotation).shape == (120, 160)
+        folder = server.results_dir / job["output_dir"].split("/")[-1]
+        ys, xs = np.nonzero(np.asarray(Image.open(folder / obj["mask_file"])))
+        # COCO's box: the extent of the object's mask in pixels
+        extent = [int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1]
+        assert annotation["bbox"] == obj["bbox"] == extent
+        assert annotation["score"] == obj["predicted_iou"]
         assert obj["rle"]["size"] == [120, 160] and isinstance(obj["rle"]["counts"], str)
     # By default every annotation is exactly its mask: polygons where they can be, else RLE.
     forms = decoded_annotations_match_masks(api, server, job, tmp_path)

@@ -19,7 +19,9 @@ def test_segment_writes_to_the_bucket_and_results_stream_from_it(start_server, s
     folder = f"s3://{s3.BUCKET}/team/" + body["output_dir"].rsplit("/", 1)[1]
     assert body["output_dir"] == folder and body["files"]["metadata"] == folder + "/metadata.json"
     assert body["urls"]["metadata"] == f"/results/{body['job_id']}/metadata.json"
-    keys = s3.keys()
+    index_key = f"team/.index/{body['job_id']}"  # its lookup by id
+    assert index_key in s3.keys()
+    keys = [k for k in s3.keys() if k != index_key]
     assert keys and all(k.startswith("team/" + folder.rsplit("/", 1)[1] + "/") for k in keys)
     assert len(keys) == 3 + 2 * body["objects_count"]
     metadata = requests.get(server.url + body["urls"]["metadata"], timeout=10)

@@ -1,8 +1,6 @@
 """The pipeline run directly (no HTTP) on the real generator and a real sam_tiny."""
 
-import asyncio
 import json
-import threading
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ from app.core.errors import InvalidImage, JobAbandoned, StorageError
 from app.schemas import GenerationParams, JobRequest
 from app.services.engine.records import MaskRecord, encode_rle
 from app.services.model.manager import ModelManager
-from app.services.pipeline import run_job, segment_image, select_objects
+from app.services.pipeline import StopSignal, run_job, select_objects
 from tests.conftest import PERMISSIVE_PARAMS as PERMISSIVE
 from tests.images import image_bytes
 
@@ -29,7 +27,7 @@ def manager(settings) -> ModelManager:
 
 
 def run(data, settings, manager, params=PERMISSIVE):
-    return asyncio.run(segment_image(JobRequest(image=data, params=params), manager, settings))
+    return run_job(JobRequest(image=data, params=params), manager, settings)
 
 
 def test_metadata_records_phases_parameters_and_objects(settings, manager):
@@ -66,7 +64,7 @@ def test_masks_under_min_object_pixels_are_skipped_with_their_reason(settings, m
 def square(size: int) -> MaskRecord:
     mask = np.zeros((60, 60), bool)
     mask[:size, :size] = True
-    return MaskRecord(rle=encode_rle(mask), area=size * size, bbox=[0, 0, size, size],
+    return MaskRecord(rle=encode_rle(mask), area=size * size,
                       predicted_iou=0.9, stability_score=0.9, point_coords=[[0.0, 0.0]],
                       crop_box=[0, 0, 60, 60])
 
@@ -107,14 +105,13 @@ def test_unwritable_results_dir_raises_storage_error_and_leaves_nothing(tmp_path
 
 def test_successful_job_leaves_no_temporary_folder(settings, manager):
     run(image_bytes(), settings, manager)
-    assert [p.name for p in settings.RESULTS_DIR.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in settings.RESULTS_DIR.iterdir() if p.name.startswith(".tmp-")] == []
 
 
 def test_progress_reports_each_phase_and_every_point_batch(settings, manager):
     seen = []
     request = JobRequest(image=image_bytes(), params=PERMISSIVE)
-    asyncio.run(segment_image(request, manager, settings,
-                              progress=lambda phase, share: seen.append((phase, share))))
+    run_job(request, manager, settings, progress=lambda phase, share: seen.append((phase, share)))
     phases = [phase for phase, _ in seen]
     assert phases[0] == "preprocessed" and phases[-1] == "completed"
     shares = [share for phase, share in seen if share is not None]
@@ -122,7 +119,7 @@ def test_progress_reports_each_phase_and_every_point_batch(settings, manager):
 
 
 def test_a_cancelled_job_stops_after_the_batch_in_hand_and_writes_nothing(settings, manager):
-    cancel, shares = threading.Event(), []
+    cancel, shares = StopSignal(), []
 
     def progress(phase, share):
         if phase == "masks_generated" and share is not None:

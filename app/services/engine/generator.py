@@ -28,7 +28,7 @@ from torchvision.ops.boxes import batched_nms, box_area
 from app.services.engine.postprocess import remove_small_regions_and_duplicates
 from app.services.engine.records import MaskRecord, encode_rle_region
 from app.services.engine.runtime import SamRuntime
-from app.services.engine.upsampling import (chunk_size, fast_boxes, full_logits, region_box,
+from app.services.engine.upsampling import (chunk_size, fast_boxes, full_logits,
                                             region_mask, trim_to_mask, working_boxes,
                                             working_logits)
 
@@ -184,13 +184,9 @@ class MaskEngine:
                 regions = self._regions(data["low_res"][chunk], input_size, crop_size)
                 for i, (region, top, left) in zip(chunk, regions):
                     top, left = top + crop_box[1], left + crop_box[0]
-                    # exact: stock's box, computed on the full-size logits; fast: the
-                    # box of the full-size mask (its working-resolution box is coarser).
-                    bbox = (region_box(region, top, left) if self.fast
-                            else box_xyxy_to_xywh(data["boxes"][i]).tolist())
                     records[i] = MaskRecord(
                         rle=encode_rle_region(region, top, left, orig_size),
-                        area=int(region.sum()), bbox=bbox,
+                        area=int(region.sum()),
                         predicted_iou=data["iou_preds"][i].item(),
                         point_coords=[data["points"][i].tolist()],
                         stability_score=data["stability_score"][i].item(),

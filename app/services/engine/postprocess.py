@@ -13,8 +13,8 @@ from app.services.engine.records import MaskRecord, encode_rle
 def remove_small_regions_and_duplicates(records: list[MaskRecord], min_area: int,
                                         nms_thresh: float) -> list[MaskRecord]:
     """Fill holes and drop islands smaller than `min_area`, then rerun box NMS,
-    preferring masks that needed no change. Changed masks get a new RLE, area and
-    box; the kept records come in NMS order, as stock's do."""
+    preferring masks that needed no change. Changed masks get a new RLE and area
+    (their bbox is read off the RLE); the kept records come in NMS order, as stock's do."""
     if not records:
         return records
     cleaned, boxes, scores = [], [], []
@@ -22,12 +22,10 @@ def remove_small_regions_and_duplicates(records: list[MaskRecord], min_area: int
         mask = record.mask()
         mask, changed_holes = remove_small_regions(mask, min_area, mode="holes")
         mask, changed_islands = remove_small_regions(mask, min_area, mode="islands")
-        box = batched_mask_to_box(torch.as_tensor(mask)[None])[0]
+        box = batched_mask_to_box(torch.as_tensor(mask)[None])[0]  # NMS boxes, as stock's
         unchanged = not (changed_holes or changed_islands)
         if not unchanged:
-            x0, y0, x1, y1 = box.tolist()
-            record = replace(record, rle=encode_rle(mask), area=int(mask.sum()),
-                             bbox=[x0, y0, x1 - x0, y1 - y0])
+            record = replace(record, rle=encode_rle(mask), area=int(mask.sum()))
         cleaned.append(record)
         boxes.append(box)
         scores.append(float(unchanged))

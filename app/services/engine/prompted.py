@@ -9,8 +9,7 @@ decodes one mask.
 
 import numpy as np
 import torch
-from segment_anything.utils.amg import (batched_mask_to_box, box_xyxy_to_xywh,
-                                        calculate_stability_score)
+from segment_anything.utils.amg import calculate_stability_score
 
 from app.schemas.prompts import Prompt
 from app.services.engine.records import MaskRecord, encode_rle
@@ -60,6 +59,5 @@ class PromptedEngine:
         height, width = orig_size
         return MaskRecord(
             rle=encode_rle(mask.cpu().numpy()), area=int(mask.sum()),
-            bbox=box_xyxy_to_xywh(batched_mask_to_box(mask[None])[0]).tolist(),
             predicted_iou=float(iou[0, best]), stability_score=float(stability[0]),
             point_coords=[list(p) for p in prompt.points], crop_box=[0, 0, width, height])

@@ -3,6 +3,11 @@
 A mask travels as compressed COCO RLE, not as a dense H x W array: on a 24-megapixel
 photo a dense mask is 24 MB and an RLE a few kilobytes, so a job's memory does not
 grow with megapixels times masks. `mask()` decodes it where pixels are needed.
+
+The one bbox convention of the service is COCO's, `[x, y, w, h]` with w and h the
+mask's extent in pixels, as `pycocotools.mask.toBbox` gives it (stock SAM's records
+are one pixel narrower): `MaskRecord.bbox` reads it off the RLE, and metadata.json,
+annotations.json and the cut-outs all use it.
 """
 
 from dataclasses import dataclass
@@ -48,7 +53,6 @@ class MaskRecord:
 
     rle: dict[str, Any]  # the whole-image mask, pycocotools compressed RLE
     area: int  # pixels in the mask
-    bbox: list[float]  # x, y, w, h
     predicted_iou: float
     stability_score: float
     point_coords: list[list[float]]  # the point prompt that produced it
@@ -58,8 +62,14 @@ class MaskRecord:
         """The mask as an H x W boolean array."""
         return mask_utils.decode(self.rle).astype(bool)
 
+    @property
+    def bbox(self) -> list[int]:
+        """The mask's COCO box, x, y, w, h in pixels (all zero for an empty mask)."""
+        return [int(v) for v in mask_utils.toBbox(self.rle)]
+
     @classmethod
     def from_stock(cls, record: dict[str, Any]) -> "MaskRecord":
         """A binary-mask record of the stock generator, as a MaskRecord."""
         fields = {name: record[name] for name in cls.__dataclass_fields__ if name != "rle"}
+        # stock's own bbox is one pixel narrower than COCO's: read off the mask instead
         return cls(rle=encode_rle(record["segmentation"]), **fields)

@@ -133,13 +133,7 @@ def fast_boxes(logits: Tensor, binary: Tensor, threshold: float, input_size: tup
     for j in torch.nonzero(binary.flatten(1).sum(1) <= _FEW_PIXELS).flatten().tolist():
         box = working_boxes(binary[j: j + 1])[0]
         region, top, left = region_mask(logits[j], box, threshold, crop_size)
-        x, y, w, h = region_box(region, top, left)
-        boxes[j] = torch.tensor([x, y, x + w, y + h])
+        # stock's XYXY convention for NMS: the last row and column, inclusive
+        bottom, right = top + max(region.shape[0] - 1, 0), left + max(region.shape[1] - 1, 0)
+        boxes[j] = torch.tensor([left, top, right, bottom] if region.size else [0, 0, 0, 0])
     return boxes
-
-
-def region_box(region: np.ndarray, top: int, left: int) -> list[int]:
-    """XYWH box of a trimmed region, in stock's convention (w = last - first column)."""
-    if region.size == 0:
-        return [0, 0, 0, 0]
-    return [left, top, region.shape[1] - 1, region.shape[0] - 1]

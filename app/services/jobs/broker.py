@@ -9,6 +9,7 @@ restart loses nothing; any API replica can answer for any job.
 import asyncio
 import math
 import time
+from datetime import timedelta
 
 import redis
 
@@ -18,16 +19,30 @@ from app.core.errors import (BrokerUnavailable, ClientDisconnected, JobFailed, N
 from app.core.logging import get_logger
 from app.schemas import JobRequest, SegmentResponse
 from app.schemas.jobs import JobRecord
+from app.services.jobs import IsDisconnected, ModelState
 from app.services.jobs.celery_app import CONNECT_TIMEOUT_S, QUEUE, SOCKET_TIMEOUT_S, TASK, make_celery
-from app.services.jobs.redis_store import RedisJobStore, broker_errors
-from app.services.jobs.store import now
-from app.services.metrics import set_broker_state
+from app.services.jobs.records import failure, now
+from app.services.jobs.redis_records import RedisJobStore, broker_errors
+from app.services.metrics import render_metrics, set_broker_state
 from app.services.results.retention import results_writable
 
 log = get_logger(__name__)
-WORKER_KEY = "sam:worker:"  # + host:pid, refreshed by each live worker (app.cli.worker)
+# Live workers: one member per worker (host:pid) scored with the time of its last
+# beat (app.cli.worker), so counting them is one ZCOUNT, never a scan of the keyspace.
+WORKERS_KEY = "sam:workers"
+HEARTBEAT_S = 10
+WORKER_SEEN_S = 3 * HEARTBEAT_S  # a worker silent for longer is not counted
 MEAN_JOB_KEY = "sam:mean_job_s"
 _POLL_S = 0.05  # how often a waiting /segment reads its job record (a Redis GET)
+
+
+def beat(client: redis.Redis, worker: str) -> None:
+    """A worker says it is alive (and forgets the workers silent for too long)."""
+    moment = time.time()
+    with client.pipeline() as pipe:
+        pipe.zadd(WORKERS_KEY, {worker: moment})
+        pipe.zremrangebyscore(WORKERS_KEY, "-inf", moment - WORKER_SEEN_S)
+        pipe.execute()
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -46,7 +61,7 @@ class BrokerJobs:
         """Queue depth and live workers, read from Redis (BrokerUnavailable if it is gone)."""
         try:
             depth = int(self.redis.llen(QUEUE))
-            workers = sum(1 for _ in self.redis.scan_iter(WORKER_KEY + "*", count=1000))
+            workers = int(self.redis.zcount(WORKERS_KEY, time.time() - WORKER_SEEN_S, "+inf"))
         except redis.RedisError as exc:
             raise broker_errors(exc) from exc
         return {"queue_depth": depth, "workers": workers}
@@ -63,12 +78,24 @@ class BrokerJobs:
         return reachable and writable, {"mode": "broker", "broker_reachable": reachable,
                                         "results_writable": writable, **state}
 
-    def refresh_gauges(self) -> None:
+    def model_state(self) -> ModelState:
+        # A thin front: the workers load the model and pick the device.
+        return ModelState("broker", False, self.settings.DEFAULT_MODEL, "workers",
+                          self.settings.PRECISION)
+
+    def metrics(self) -> bytes:
         try:
             state = self.state()
+            set_broker_state(state["queue_depth"], state["workers"])
         except BrokerUnavailable:
-            return
-        set_broker_state(state["queue_depth"], state["workers"])
+            pass  # the last values stay; /health/ready says the broker is gone
+        return render_metrics(None)
+
+    def expire_records(self) -> int:
+        return 0  # Redis expires them itself (each record has a TTL)
+
+    async def shutdown(self) -> None:
+        pass  # nothing runs here: queued and running jobs belong to Redis and the workers
 
     async def submit(self, request: JobRequest) -> JobRecord:
         return await asyncio.to_thread(self._submit, request)
@@ -81,19 +108,25 @@ class BrokerJobs:
         its next phase boundary and removes what it wrote."""
         return await asyncio.to_thread(self.store.finish, job_id, status="cancelled")
 
-    async def segment(self, request: JobRequest, is_disconnected) -> SegmentResponse:
-        """POST /segment: enqueue, then wait up to JOB_TIMEOUT_S for the answer."""
+    async def segment(self, request: JobRequest, is_disconnected: IsDisconnected | None,
+                      ) -> SegmentResponse:
+        """POST /segment: enqueue, then wait for the job's final record. JOB_TIMEOUT_S
+        counts from when a worker started it (the rule of app.services.jobs.queue): past
+        it the job is recorded as timed out here, and its worker stops on its next
+        progress report."""
         record = await self.submit(request)
-        deadline = time.monotonic() + self.settings.JOB_TIMEOUT_S
+        limit = timedelta(seconds=self.settings.JOB_TIMEOUT_S)
         while not record.final:
-            if time.monotonic() > deadline:
-                await self.cancel(request.job_id)
-                raise SegmentationTimeout.after(self.settings.JOB_TIMEOUT_S)
-            if is_disconnected is not None and await is_disconnected():
+            if record.started_at is not None and now() - record.started_at > limit:
+                timeout = SegmentationTimeout.after(self.settings.JOB_TIMEOUT_S)
+                record = await asyncio.to_thread(self.store.finish, request.job_id,
+                                                 **failure(timeout))
+            elif is_disconnected is not None and await is_disconnected():
                 await self.cancel(request.job_id)
                 raise ClientDisconnected("The client disconnected while its job was queued")
-            await asyncio.sleep(_POLL_S)
-            record = await asyncio.to_thread(self.store.get, request.job_id)
+            else:
+                await asyncio.sleep(_POLL_S)
+                record = await asyncio.to_thread(self.store.get, request.job_id)
             if record is None:
                 raise NotFound("The job record expired", {"job_id": request.job_id})
         if record.result is not None:

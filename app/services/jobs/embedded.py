@@ -6,19 +6,22 @@ behind: at the next start they read `failed` with reason `interrupted`.
 """
 
 import asyncio
+from functools import partial
 
 from app.core.config import Settings
-from app.core.errors import JobInterrupted, ServiceError
-from app.core.logging import get_logger
+from app.core.errors import JobInterrupted
+from app.core.logging import bind_job, get_logger
 from app.schemas import JobRequest, SegmentResponse
 from app.schemas.jobs import JobRecord
 from app.services.identity import worker_name
-from app.services.job_queue import Admission, JobQueue
-from app.services.jobs.store import DiskJobStore, failure, now
-from app.services.jobs.tracking import drop_unless_succeeded, tracker
-from app.services.metrics import observe_job, set_queue_state
+from app.services.jobs import IsDisconnected, ModelState
+from app.services.jobs.queue import Admission, JobQueue
+from app.services.jobs.records import DiskJobStore, failure, now
+from app.services.jobs.tracking import record_outcome, tracker
+from app.services.metrics import jobs_in_flight, render_metrics, set_queue_state
+from app.services.model.bootstrap import prepare_model
 from app.services.model.manager import ModelManager
-from app.services.pipeline import segment_image
+from app.services.pipeline import JobResult, Progress, discard_result, run_job
 from app.services.results.answer import segment_response
 from app.services.results.retention import results_writable
 
@@ -36,6 +39,14 @@ class EmbeddedJobs:
         if interrupted:
             log.warning("jobs_interrupted", count=interrupted)
 
+    @classmethod
+    async def start(cls, settings: Settings) -> "EmbeddedJobs":
+        """Prepare the model (the one start-up sequence), then take jobs."""
+        manager = await prepare_model(settings)
+        queue = JobQueue(settings.MAX_CONCURRENT_JOBS, settings.MAX_QUEUED_JOBS,
+                         settings.JOB_TIMEOUT_S)
+        return cls(settings, manager, queue)
+
     async def readiness(self) -> tuple[bool, dict]:
         """Ready when the model is loaded and the results folder is writable."""
         writable = await results_writable(self.settings)
@@ -44,14 +55,24 @@ class EmbeddedJobs:
                  "jobs_waiting": self.queue.waiting}
         return self.manager.loaded and writable, state
 
-    def refresh_gauges(self) -> None:
-        set_queue_state(self.queue.running, self.queue.waiting)
+    def model_state(self) -> ModelState:
+        m = self.manager
+        return ModelState("embedded", m.loaded, m.model_type, m.device, m.precision,
+                          m.precision_fallback_reason)
 
-    async def segment(self, request: JobRequest, is_disconnected) -> SegmentResponse:
+    def metrics(self) -> bytes:
+        set_queue_state(self.queue.running, self.queue.waiting)
+        m = self.manager
+        return render_metrics(None if m.load_seconds is None
+                              else (m.model_type, m.device, m.load_seconds))
+
+    def expire_records(self) -> int:
+        return self.store.expire()
+
+    async def segment(self, request: JobRequest, is_disconnected: IsDisconnected | None,
+                      ) -> SegmentResponse:
         """POST /segment: run the job and wait for it (no job record)."""
-        result = await segment_image(request, self.manager, self.settings, self.queue,
-                                     is_disconnected)
-        return segment_response(result)
+        return segment_response(await self._queued(request, is_disconnected))
 
     async def submit(self, request: JobRequest) -> JobRecord:
         """POST /jobs: record the job and start it in the background."""
@@ -82,31 +103,36 @@ class EmbeddedJobs:
             task.cancel()  # a queued job leaves the queue; a running one is abandoned
         return record
 
-    async def _run(self, request: JobRequest, record: JobRecord, admission: Admission) -> None:
-        progress = tracker(self.store, record.job_id, worker_name())
-        result = None
-        try:
-            result = await segment_image(request, self.manager, self.settings, self.queue,
-                                         progress=progress, created=record.created_at,
-                                         admission=admission)
-            fields = {"status": "succeeded", "result": segment_response(result)}
-        except ServiceError as exc:
-            fields = failure(exc)
-        except asyncio.CancelledError:
-            return  # cancelled: the record says so already; the queue discards any result
-        except Exception as exc:  # noqa: BLE001 - a job must never vanish without a status
-            log.exception("job_crashed", job_id=record.job_id)
-            fields = failure(ServiceError(f"The job failed unexpectedly: {exc}"))
-        try:
-            final = await asyncio.to_thread(self.store.finish, record.job_id, **fields)
-        except asyncio.CancelledError:  # DELETE came just as the job finished
-            final = self.store.get(record.job_id)
-        await asyncio.to_thread(drop_unless_succeeded, self.settings, result, final)
-        if final is not None:
-            observe_job(final)
-
-    async def close(self) -> None:
-        """At shutdown: stop the background jobs; their records read `interrupted`."""
+    async def shutdown(self) -> None:
+        """Stop the background jobs (their records read `interrupted`), then wait for
+        running threads, which clean up when they end."""
         for job_id, task in list(self._tasks.items()):
             task.cancel()
             await asyncio.to_thread(self.store.finish, job_id, **failure(INTERRUPTED))
+        unfinished = await self.queue.drain(self.settings.JOB_TIMEOUT_S)
+        log.info("shutdown", jobs_unfinished=unfinished)
+
+    async def _queued(self, request: JobRequest, is_disconnected: IsDisconnected | None = None,
+                      progress: Progress | None = None, admission: Admission | None = None,
+                      created=None) -> JobResult:
+        """The one place a job's blocking work leaves the event loop: a worker thread
+        of the queue, which bounds concurrency, waiting and run time."""
+        bind_job(request.job_id)  # bound here, so the request's error log line carries it too
+        with jobs_in_flight():
+            work = partial(run_job, request, self.manager, self.settings, progress,
+                           created=created)
+            discard = partial(discard_result, self.settings)
+            return await self.queue.run(work, discard, is_disconnected, admission)
+
+    async def _run(self, request: JobRequest, record: JobRecord, admission: Admission) -> None:
+        progress = tracker(self.store, record.job_id, worker_name())
+        result = error = None
+        try:
+            result = await self._queued(request, progress=progress, admission=admission,
+                                        created=record.created_at)
+        except asyncio.CancelledError:
+            return  # cancelled: the record says so already; the queue discards any result
+        except Exception as exc:  # noqa: BLE001 - record_outcome turns it into the envelope
+            error = exc
+        await asyncio.to_thread(record_outcome, self.store, self.settings, record.job_id,
+                                result, error)

@@ -16,18 +16,15 @@ from celery.exceptions import Reject
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from app.core.config import Settings
-from app.core.errors import BrokerUnavailable, JobAbandoned, SegmentationTimeout, ServiceError
+from app.core.errors import BrokerUnavailable
 from app.core.logging import bind_job, get_logger
 from app.schemas import JobRequest
 from app.services.identity import worker_name
 from app.services.jobs.broker import MEAN_JOB_KEY
-from app.services.jobs.redis_store import RedisJobStore
-from app.services.jobs.store import failure
-from app.services.jobs.tracking import drop_unless_succeeded, start_fields, tracker
-from app.services.metrics import observe_job
+from app.services.jobs.redis_records import RedisJobStore
+from app.services.jobs.tracking import record_outcome, start_fields, tracker
 from app.services.model.manager import ModelManager
-from app.services.pipeline import JobResult, run_job
-from app.services.results.answer import segment_response
+from app.services.pipeline import JobResult, StopSignal, run_job
 
 log = get_logger(__name__)
 
@@ -75,29 +72,24 @@ def _execute(runtime: WorkerRuntime, request: JobRequest, created_at: str) -> No
     worker = worker_name()
     _recorded(runtime.store.update)(request.job_id, lambda r: start_fields(worker))
     log.info("job_started", worker=worker, redelivered=record.status == "running")
-    cancel = threading.Event()
-    timer = threading.Timer(runtime.settings.JOB_TIMEOUT_S, cancel.set)
+    # JOB_TIMEOUT_S counts from here, when the job starts running (app.services.jobs.queue).
+    stop = StopSignal()
+    timer = threading.Timer(runtime.settings.JOB_TIMEOUT_S, stop.stop, args=("timeout",))
     timer.start()
     result: JobResult | None = None
+    error: Exception | None = None
     began = time.monotonic()
     try:
-        progress = tracker(runtime.store, request.job_id, worker, cancel)
-        result = run_job(request, runtime.manager, runtime.settings, progress, cancel,
+        progress = tracker(runtime.store, request.job_id, worker, stop)
+        result = run_job(request, runtime.manager, runtime.settings, progress, stop,
                          created=datetime.fromisoformat(created_at))
-        fields = {"status": "succeeded", "result": segment_response(result)}
-    except JobAbandoned:
-        fields = failure(SegmentationTimeout.after(runtime.settings.JOB_TIMEOUT_S))
-    except ServiceError as exc:
-        fields = failure(exc)
-    except Exception as exc:  # noqa: BLE001 - a job must never vanish without a status
-        log.exception("job_crashed")
-        fields = failure(ServiceError(f"The job failed unexpectedly: {exc}"))
+    except Exception as exc:  # noqa: BLE001 - record_outcome turns it into the envelope
+        error = exc
     finally:
         timer.cancel()
-    final = _recorded(runtime.store.finish)(request.job_id, **fields)
-    drop_unless_succeeded(runtime.settings, result, final)
+    final = _recorded(record_outcome)(runtime.store, runtime.settings, request.job_id,
+                                      result, error)
     if final is not None:
-        observe_job(final)
         log.info("job_finished", status=final.status)
     _update_mean(runtime.redis, time.monotonic() - began)
 

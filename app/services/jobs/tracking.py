@@ -1,15 +1,17 @@
-"""A job's progress, reported into its record: the pipeline's `Progress` callback for
-the job API (embedded and workers alike)."""
+"""A job's life in its record, for both runners (embedded and workers): its progress
+(the pipeline's `Progress` callback) and its outcome (`record_outcome`, the one place
+a finished, failed, cancelled or timed-out job is written down)."""
 
-import threading
 import time
 
-from app.core.errors import ServiceError
+from app.core.config import Settings
+from app.core.errors import JobAbandoned, SegmentationTimeout, ServiceError
 from app.core.logging import get_logger
 from app.schemas.jobs import JobProgress, JobRecord
-from app.services.jobs.store import JobStore, now
-from app.core.config import Settings
-from app.services.pipeline import JobResult, Progress, discard_result
+from app.services.jobs.records import JobStore, failure, now
+from app.services.metrics import observe_job
+from app.services.pipeline import JobResult, Progress, StopSignal, discard_result
+from app.services.results.answer import segment_response
 
 log = get_logger(__name__)
 
@@ -23,10 +25,11 @@ def start_fields(worker: str) -> dict:
             "progress": JobProgress(phase="received")}
 
 
-def tracker(store: JobStore, job_id: str, worker: str,
-            cancel: threading.Event | None = None) -> Progress:
+def tracker(store: JobStore, job_id: str, worker: str, stop: StopSignal | None = None,
+            ) -> Progress:
     """Report each phase (and the share of point batches done) into the job's record;
-    sets `cancel` once the record says the job was cancelled."""
+    stops the job (`stop`) once its record is final: cancelled, or timed out by the
+    front that waits for it."""
     last = 0.0
 
     def report(phase: str, share: float | None) -> None:
@@ -45,15 +48,33 @@ def tracker(store: JobStore, job_id: str, worker: str,
         except (ServiceError, OSError) as exc:  # progress is best-effort: the job goes on
             log.warning("progress_not_recorded", phase=phase, error=str(exc))
             return
-        if cancel is not None and record is not None and record.status == "cancelled":
-            cancel.set()
+        if stop is not None and record is not None and record.final:
+            stop.stop("cancelled" if record.status == "cancelled" else "timeout")
 
     return report
 
 
-def drop_unless_succeeded(settings: Settings, result: JobResult | None,
-                          final: JobRecord | None) -> None:
-    """A job cancelled while its folder was being written ends `cancelled` with a
-    folder on disk: remove it, so a cancelled job leaves nothing behind."""
+def record_outcome(store: JobStore, settings: Settings, job_id: str,
+                   result: JobResult | None, error: BaseException | None) -> JobRecord | None:
+    """Write the job's final status: its answer, or the error as the usual envelope.
+    A record already final (cancelled meanwhile) stays as it is, and then a result
+    written meanwhile is removed, so a cancelled job leaves nothing behind."""
+    final = store.finish(job_id, **_outcome(settings, result, error))
     if result is not None and (final is None or final.status != "succeeded"):
         discard_result(settings, result)
+    if final is not None:
+        observe_job(final)
+    return final
+
+
+def _outcome(settings: Settings, result: JobResult | None, error: BaseException | None) -> dict:
+    if error is None and result is not None:
+        return {"status": "succeeded", "result": segment_response(result)}
+    if isinstance(error, JobAbandoned) and error.reason == "cancelled":
+        return {"status": "cancelled"}
+    if isinstance(error, JobAbandoned):
+        error = SegmentationTimeout.after(settings.JOB_TIMEOUT_S)
+    if not isinstance(error, ServiceError):  # a job must never vanish without a status
+        log.error("job_crashed", exc_info=error)
+        error = ServiceError(f"The job failed unexpectedly: {error}")
+    return failure(error)

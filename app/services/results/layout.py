@@ -6,6 +6,7 @@
 A folder is written as `.tmp-<name>` and renamed when complete; `metadata.json` is
 always the last file written (on an object store, where there is no rename, it is the
 commit marker). `archive.zip` is never stored: it is made while it is downloaded.
+`<RESULTS_DIR>/.index/<job_id>` holds the name of the job's folder (its lookup by id).
 """
 
 import re
@@ -17,6 +18,7 @@ METADATA = "metadata.json"
 ANNOTATIONS = "annotations.json"
 ARCHIVE = "archive.zip"
 TMP_PREFIX = ".tmp-"
+INDEX = ".index"
 # The files a finished folder may hold; nothing else is ever served.
 RESULT_FILE = re.compile(
     r"(overlay\.png|metadata\.json|annotations\.json|(mask|object)_(0|[1-9]\d{0,5})\.png)")
@@ -47,9 +49,9 @@ def folder_name(created: datetime, job_id: str) -> str:
     return f"{created.strftime('%Y%m%dT%H%M%SZ')}_{job_id}"
 
 
-def folder_glob(job_id: str) -> str:
-    """The pattern that finds a job's folder by its id."""
-    return f"*_{job_id}"
+def job_id_of(folder: str) -> str:
+    """The job id a folder is named after (its index entry's name)."""
+    return folder.rpartition("_")[2]
 
 
 def result_paths(base: str, mask_files: list[str], object_files: list[str]) -> dict:

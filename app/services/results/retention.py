@@ -3,9 +3,10 @@ local disk and in a bucket alike.
 
 Complete result folders (those with a metadata.json) are candidates, oldest first.
 A folder without metadata.json is a write in progress, or what a dead worker left:
-it is removed once nothing was written to it for `incomplete_grace_s` (longer than
-any job may run). A background task started in the lifespan runs `enforce_retention`
-periodically, with the job records' own expiry (`also`).
+the storage's `sweep` removes it once nothing was written to it for
+`incomplete_grace_s` (longer than any job may run). A background task started in the
+lifespan runs `enforce_retention` at once and periodically, with the job records' own
+expiry (`also`). A folder that could not be removed is logged and not counted.
 """
 
 import asyncio
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from app.core.config import Settings
 from app.core.errors import StorageError
 from app.core.logging import get_logger
-from app.services.results.storage import Storage, open_storage
+from app.services.results import layout
+from app.services.results.storage import FolderInfo, Storage, open_storage
 
 log = get_logger(__name__)
 
@@ -36,22 +38,28 @@ def enforce_retention(storage: Storage, ttl_hours: float | None, max_bytes: int 
     """Delete result folders older than `ttl_hours`, then the oldest until the rest
     fit in `max_bytes`, and abandoned incomplete folders. None disables a bound."""
     now = time.time() if now is None else now
-    every = storage.folders()
-    stale = [f for f in every if not f.complete and incomplete_grace_s is not None
-             and now - f.modified > incomplete_grace_s]
-    for folder in stale:
-        storage.delete(folder.name)
-    folders = sorted((f for f in every if f.complete), key=lambda f: f.modified)
+    swept = 0 if incomplete_grace_s is None else storage.sweep(incomplete_grace_s, now)
+    folders = sorted((f for f in storage.folders() if f.complete), key=lambda f: f.modified)
+    _index_unindexed(storage, folders)
     total = sum(f.size for f in folders)
     removed = freed = 0
     for folder in folders:
         too_old = ttl_hours is not None and now - folder.modified > ttl_hours * 3600
         too_big = max_bytes is not None and total > max_bytes
-        if not (too_old or too_big):
+        if not (too_old or too_big) or not storage.delete_logged(folder.name):
             continue
-        storage.delete(folder.name)
         removed, freed, total = removed + 1, freed + folder.size, total - folder.size
-    return RetentionReport(removed, freed, len(folders) - removed, total, len(stale))
+    return RetentionReport(removed, freed, len(folders) - removed, total, swept)
+
+
+def _index_unindexed(storage: Storage, folders: list[FolderInfo]) -> None:
+    """Results written before lookups by id had an index (an upgraded service) get
+    their entry, so GET /results finds them again after the first retention pass."""
+    indexed = storage.indexed()
+    for folder in folders:
+        job_id = layout.job_id_of(folder.name)
+        if layout.is_job_id(job_id) and job_id not in indexed:
+            storage.write_index(folder.name)
 
 
 async def retention_loop(settings: Settings, also: Callable[[], int] | None = None) -> None:

@@ -18,7 +18,6 @@ from app.services.results.cutout import cut_out
 from app.services.results.exports import coco_json, coco_rle, mask_to_polygons
 from app.services.results.overlay import render_overlay
 from app.services.results.storage import Storage
-from app.services.results.storage.local import storage_errors
 
 # PNG encoding releases the GIL, so a few threads encode in parallel.
 _WRITE_THREADS = 4
@@ -33,8 +32,7 @@ class ResultFolder:
         self._committed = False
 
     def __enter__(self) -> "ResultFolder":
-        with storage_errors(self.location):
-            self._writer = self.storage.begin(self.name)
+        self._writer = self.storage.begin(self.name)
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -45,7 +43,7 @@ class ResultFolder:
                       ) -> tuple[list[SavedObject], list[SkippedMask]]:
         """The overlay, then one mask and one cut-out per record (indexed in order).
         A record whose PNG comes out empty is listed as skipped instead."""
-        with storage_errors(self.location), ThreadPoolExecutor(_WRITE_THREADS) as pool:
+        with ThreadPoolExecutor(_WRITE_THREADS) as pool:
             overlay = pool.submit(lambda: encode_png(render_overlay(image, (r.mask() for r in records))))
             encoded = [pool.submit(_encode_object, image, i, r) for i, r in enumerate(records)]
             self._put(layout.OVERLAY, overlay.result())
@@ -63,10 +61,9 @@ class ResultFolder:
 
     def commit(self, metadata: JobMetadata) -> str:
         """Write annotations.json, then metadata.json, and make the folder visible."""
-        with storage_errors(self.location):
-            self._put(layout.ANNOTATIONS, coco_json(metadata))
-            self._put(layout.METADATA, metadata.model_dump_json(indent=2).encode())
-            self._writer.commit()
+        self._put(layout.ANNOTATIONS, coco_json(metadata))
+        self._put(layout.METADATA, metadata.model_dump_json(indent=2).encode())
+        self._writer.commit()
         self._committed = True
         return self.location
 
@@ -77,12 +74,13 @@ class ResultFolder:
 def _encode_object(image: np.ndarray, index: int, record: MaskRecord,
                    ) -> tuple[SavedObject, bytes, bytes]:
     mask = record.mask()  # one object's pixels at a time: memory stays bounded
-    cutout = cut_out(image, mask)
+    bbox = record.bbox
+    cutout = cut_out(image, mask, bbox)
     entry = SavedObject(
-        index=index, bbox=list(cutout.bbox), area=record.area,
+        index=index, bbox=bbox, area=record.area,
         predicted_iou=round(record.predicted_iou, 6),
         stability_score=round(record.stability_score, 6),
         point_coords=record.point_coords, crop_box=record.crop_box,
         rle=coco_rle(record.rle), polygons=mask_to_polygons(mask),
         mask_file=layout.mask_file(index), object_file=layout.object_file(index))
-    return entry, encode_mask(mask), encode_png(cutout.rgba)
+    return entry, encode_mask(mask), encode_png(cutout)

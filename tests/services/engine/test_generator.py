@@ -140,3 +140,16 @@ def test_fast_engine_agrees_with_stock_on_the_trained_sam_tiny(trained_sam):
     assert len(stock) >= 30
     assert abs(agreement.count_ratio - 1.0) <= 0.05
     assert agreement.mean_matched_iou >= 0.98
+
+
+def test_a_mask_scored_exactly_at_the_stability_threshold_is_kept_as_by_stock(sam):
+    image, few = scene_rgb(80, 60), {**PERMISSIVE, "points_per_side": 4}
+    scores = sorted({r.stability_score for r in _stock(sam, image, **few)
+                     if 0 < r.stability_score < 1})
+    boundary = scores[len(scores) // 2]  # an observed score: the filter's `>=` decides it
+    params = {**few, "stability_score_thresh": boundary}
+    stock = _stock(sam, image, **params)
+    ours = _engine(sam, **params).generate(image)
+
+    assert any(r.stability_score == boundary for r in stock)
+    assert sorted(r.rle["counts"] for r in ours) == sorted(r.rle["counts"] for r in stock)

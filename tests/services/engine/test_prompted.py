@@ -13,6 +13,7 @@ from segment_anything import SamPredictor
 from app.core.config import Settings
 from app.schemas.prompts import Prompt
 from app.services.model.manager import ModelManager
+from bench.mask_agreement import iou_matrix
 from sam_tiny.scenes import generate_scene
 
 HELD_OUT_SEED = 30_000  # training uses 0, 1 and 1_000_003; sam_tiny/evaluate.py 20_000
@@ -33,7 +34,7 @@ def interior_point(mask: np.ndarray) -> tuple[float, float]:
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / max((a | b).sum(), 1))
+    return float(iou_matrix([a], [b])[0, 0])  # the project's one IoU
 
 
 def test_point_inside_each_object_returns_that_object(manager):
@@ -61,7 +62,7 @@ def test_record_fields_describe_the_prompt(manager):
     assert 0 <= record.stability_score <= 1 and record.predicted_iou > 0
     x, y, w, h = record.bbox
     ys, xs = np.nonzero(record.mask())
-    assert (x, y, x + w, y + h) == (xs.min(), ys.min(), xs.max(), ys.max())
+    assert (x, y, x + w - 1, y + h - 1) == (xs.min(), ys.min(), xs.max(), ys.max())  # COCO
 
 
 @pytest.mark.parametrize("where, labels, box", [

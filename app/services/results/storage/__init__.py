@@ -3,8 +3,13 @@
 A folder is written through a `FolderWriter`: every file first, metadata.json last.
 On a local disk the files go to `.tmp-<name>` and the folder is renamed on commit; on
 an object store (no rename) metadata.json itself is the commit marker. Either way a
-folder without its metadata.json is invisible to readers and removed by retention,
-and `begin` replaces whatever an earlier, interrupted run of the same job left.
+folder without its metadata.json is invisible to readers and removed by `sweep` once
+stale, and `begin` replaces whatever an earlier, interrupted run of the same job left.
+
+Requests find a folder by its job id in O(1): `begin` writes an index entry
+(`.index/<job_id>` -> the folder's name) before any file, and `find` reads that entry
+and checks the commit marker. Only retention lists (`folders`, `sweep`, `indexed`; it
+also writes the entries results from before the index lack).
 """
 
 from abc import ABC, abstractmethod
@@ -13,6 +18,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from app.core.config import S3Location, Settings
+from app.core.errors import StorageError
+from app.core.logging import get_logger
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,8 @@ class FolderWriter(ABC):
 
     @abstractmethod
     def abort(self) -> None:
-        """Remove whatever was written; never raises."""
+        """Remove whatever was written; never raises (what it cannot remove, `sweep`
+        removes later)."""
 
 
 class Storage(ABC):
@@ -47,12 +57,21 @@ class Storage(ABC):
         """Start writing folder `name`, replacing an incomplete one of that name."""
 
     @abstractmethod
+    def write_index(self, name: str) -> None:
+        """Write the index entry job id -> `name` (StorageError when it cannot)."""
+
+    @abstractmethod
+    def indexed(self) -> set[str]:
+        """The job ids that have an index entry (a listing: for retention only)."""
+
+    @abstractmethod
     def folder_location(self, name: str) -> str:
         """How the /segment answer names the folder (`results/<name>`, `s3://...`)."""
 
     @abstractmethod
-    def complete_folder(self, suffix: str) -> str | None:
-        """The name of the one complete folder whose name ends with `suffix`, if any."""
+    def find(self, job_id: str) -> str | None:
+        """The name of job `job_id`'s complete folder, if there is one: read from the
+        index, never by listing (StorageError when the storage cannot answer)."""
 
     @abstractmethod
     def files(self, name: str) -> list[str]:
@@ -64,15 +83,35 @@ class Storage(ABC):
 
     @abstractmethod
     def folders(self) -> list[FolderInfo]:
-        """Every result folder, complete or not."""
+        """Every result folder, complete or not (a listing: for retention only)."""
 
     @abstractmethod
     def delete(self, name: str) -> None:
-        """Remove folder `name` and everything in it."""
+        """Remove folder `name`, everything in it and its index entry (StorageError
+        when something could not be removed; a folder already gone is no error)."""
 
     @abstractmethod
     def writable(self) -> bool:
         """Whether a file can be written (and removed) right now."""
+
+    def sweep(self, older_than_s: float, now: float) -> int:
+        """Remove the incomplete folders nothing was written to for `older_than_s`
+        (what a crashed or unreachable job left; never one still being written, so
+        other processes sharing the storage keep theirs); how many were removed."""
+        removed = 0
+        for folder in self.folders():
+            if not folder.complete and now - folder.modified > older_than_s:
+                removed += self.delete_logged(folder.name)
+        return removed
+
+    def delete_logged(self, name: str) -> int:
+        """`delete` for background work: 1 when removed, 0 (and a warning) when not."""
+        try:
+            self.delete(name)
+        except StorageError as exc:
+            log.warning("result_not_removed", folder=name, error=exc.message)
+            return 0
+        return 1
 
 
 def open_storage(settings: Settings) -> Storage:

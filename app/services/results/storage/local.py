@@ -1,8 +1,10 @@
-"""Result folders in a local directory: written under `.tmp-<name>`, renamed on commit."""
+"""Result folders in a local directory: written under `.tmp-<name>`, renamed on commit;
+`.index/<job_id>` (written at `begin`) names each job's folder."""
 
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,12 +27,14 @@ def storage_errors(where: str) -> Iterator[None]:
 
 
 class _LocalWriter(FolderWriter):
-    def __init__(self, root: Path, name: str) -> None:
-        self.root, self.final = root, root / name
-        self.tmp = root / (layout.TMP_PREFIX + name)
-        with storage_errors(str(root)):
+    def __init__(self, storage: "LocalStorage", name: str) -> None:
+        self.storage, self.root, self.name = storage, storage.root, name
+        self.final = self.root / name
+        self.tmp = self.root / (layout.TMP_PREFIX + name)
+        with storage_errors(str(self.root)):
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp.mkdir(parents=True)
+            storage.write_index(name)
 
     def put(self, file: str, data: bytes) -> None:
         with storage_errors(str(self.root)):
@@ -49,26 +53,42 @@ class _LocalWriter(FolderWriter):
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if not (self.final / layout.METADATA).is_file():  # no earlier run's folder to find
+            self.storage.index_entry(self.name).unlink(missing_ok=True)
 
 
 class LocalStorage(Storage):
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    def index_entry(self, name: str) -> Path:
+        return self.root / layout.INDEX / layout.job_id_of(name)
+
     def begin(self, name: str) -> FolderWriter:
-        return _LocalWriter(self.root, name)
+        return _LocalWriter(self, name)
+
+    def write_index(self, name: str) -> None:
+        with storage_errors(str(self.root)):
+            _write_atomically(self.index_entry(name), name.encode())
+
+    def indexed(self) -> set[str]:
+        index = self.root / layout.INDEX
+        return {p.name for p in index.iterdir() if not p.name.startswith(".")} \
+            if index.is_dir() else set()
 
     def folder_location(self, name: str) -> str:
         # Relative to the results folder's parent, never an absolute server path.
         return f"{self.root.name}/{name}"
 
-    def complete_folder(self, suffix: str) -> str | None:
-        if not self.root.is_dir():
+    def find(self, job_id: str) -> str | None:
+        try:
+            name = (self.root / layout.INDEX / job_id).read_text()
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        matches = [p.name for p in self.root.glob("*" + suffix)
-                   if not p.name.startswith(".") and p.is_dir() and not p.is_symlink()
-                   and (p / layout.METADATA).is_file()]
-        return matches[0] if len(matches) == 1 else None
+        folder = self.root / name
+        if layout.job_id_of(name) != job_id or folder.is_symlink():
+            return None
+        return name if (folder / layout.METADATA).is_file() else None
 
     def files(self, name: str) -> list[str]:
         folder = self.root / name
@@ -102,7 +122,15 @@ class LocalStorage(Storage):
         return found
 
     def delete(self, name: str) -> None:
-        shutil.rmtree(self.root / name, ignore_errors=True)
+        with storage_errors(str(self.root)):
+            try:
+                shutil.rmtree(self.root / name)
+            except FileNotFoundError:
+                pass  # already gone
+            # The entry goes with the job's last folder (a `.tmp-` one may be a re-run's).
+            final, entry = name.removeprefix(layout.TMP_PREFIX), self.index_entry(name)
+            if not (self.root / final / layout.METADATA).is_file() and entry.is_file():
+                entry.unlink(missing_ok=True)
 
     def writable(self) -> bool:
         try:
@@ -112,14 +140,12 @@ class LocalStorage(Storage):
         except OSError:
             return False
 
-    def sweep_temporary(self) -> int:
-        """Remove `.tmp-*` folders a crashed process left behind; returns how many."""
-        if not self.root.is_dir():
-            return 0
-        stale = [p for p in self.root.iterdir() if p.name.startswith(layout.TMP_PREFIX)]
-        for path in stale:
-            shutil.rmtree(path, ignore_errors=True)
-        return len(stale)
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def _chunks(path: Path) -> Iterator[bytes]:

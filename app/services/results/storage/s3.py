@@ -1,6 +1,7 @@
 """Result folders in an S3-compatible bucket (AWS S3, MinIO, Ceph, R2) through boto3.
 
-Keys are `<prefix>/<folder>/<file>`. An object store has no rename, so every file is
+Keys are `<prefix>/<folder>/<file>`, and `<prefix>/.index/<job_id>` (put at `begin`)
+holds the name of the job's folder. An object store has no rename, so every file is
 put first and metadata.json last: its presence is the commit marker. Endpoint and
 credentials come from boto3's standard variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION). Timeouts and retries are bounded, so a
@@ -20,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from app.core.config import S3Location
 from app.core.errors import StorageError
 from app.services.results import layout
-from app.services.results.storage import FolderInfo, FolderWriter, Storage
+from app.services.results.storage import FolderInfo, FolderWriter, Storage, log
 
 _CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"})
 _CHUNK = 256 * 1024
@@ -50,22 +51,32 @@ class S3Storage(Storage):
     def key(self, name: str, file: str = "") -> str:
         return f"{self._prefix}{name}/{file}"
 
+    def index_key(self, name: str) -> str:
+        return f"{self._prefix}{layout.INDEX}/{layout.job_id_of(name)}"
+
     def begin(self, name: str) -> FolderWriter:
-        self.delete(name, strict=True)  # what an interrupted run of this job left
+        self._delete_files(name)  # what an interrupted run of this job left
+        self.write_index(name)
         return _S3Writer(self, name)
+
+    def write_index(self, name: str) -> None:
+        with self.errors():
+            self.client.put_object(Bucket=self.bucket, Key=self.index_key(name), Body=name.encode())
+
+    def indexed(self) -> set[str]:
+        return {o["Key"].rsplit("/", 1)[1] for o in self._objects(f"{self._prefix}{layout.INDEX}/")}
 
     def folder_location(self, name: str) -> str:
         return f"s3://{self.bucket}/{self.key(name)}".rstrip("/")
 
-    def complete_folder(self, suffix: str) -> str | None:
-        # One entry per folder (not per file) from the listing, then the commit marker.
-        with self.errors():
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self._prefix, Delimiter="/")
-            names = [p["Prefix"][len(self._prefix):].rstrip("/")
-                     for page in pages for p in page.get("CommonPrefixes", [])]
-        matches = [n for n in names if n.endswith(suffix) and self._committed(n)]
-        return matches[0] if len(matches) == 1 else None
+    def find(self, job_id: str) -> str | None:
+        try:
+            name = b"".join(self.read(layout.INDEX, job_id)[1]).decode()
+        except FileNotFoundError:
+            return None
+        if layout.job_id_of(name) != job_id:
+            return None
+        return name if self._committed(name) else None
 
     def _committed(self, name: str) -> bool:
         try:
@@ -101,19 +112,26 @@ class S3Storage(Storage):
                            any(o["Key"].endswith("/" + layout.METADATA) for o in objs))
                 for name, objs in grouped.items()]
 
-    def delete(self, name: str, strict: bool = False) -> None:
-        try:
-            # metadata.json (the commit marker) first: no reader sees a complete folder
-            # with files already gone
-            keys = sorted(({"Key": o["Key"]} for o in self._objects(self.key(name))),
-                          key=lambda k: not k["Key"].endswith("/" + layout.METADATA))
-            with self.errors():
-                for start in range(0, len(keys), 1000):
-                    self.client.delete_objects(Bucket=self.bucket,
-                                               Delete={"Objects": keys[start:start + 1000]})
-        except StorageError:
-            if strict:
-                raise
+    def delete(self, name: str) -> None:
+        self._delete_files(name)
+        with self.errors():
+            self.client.delete_object(Bucket=self.bucket, Key=self.index_key(name))
+
+    def _delete_files(self, name: str) -> None:
+        # metadata.json (the commit marker) first: no reader sees a complete folder
+        # with files already gone
+        keys = sorted(({"Key": o["Key"]} for o in self._objects(self.key(name))),
+                      key=lambda k: not k["Key"].endswith("/" + layout.METADATA))
+        with self.errors():
+            for start in range(0, len(keys), 1000):
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": keys[start:start + 1000]})
+                if answer.get("Errors"):  # a batch delete answers 200 even when some failed
+                    first = answer["Errors"][0]
+                    raise StorageError(f"Could not remove {first['Key']} from {self.location}: "
+                                       f"{first.get('Message')}",
+                                       {"results_dir": str(self.location),
+                                        "reason": first.get("Code", "unknown")})
 
     def writable(self) -> bool:
         probe = f"{self._prefix}.probe-{uuid.uuid4()}"
@@ -153,4 +171,7 @@ class _S3Writer(FolderWriter):
         pass  # metadata.json, put last, is the commit marker
 
     def abort(self) -> None:
-        self.storage.delete(self.name)
+        try:
+            self.storage.delete(self.name)
+        except StorageError as exc:
+            log.warning("result_not_removed", folder=self.name, error=exc.message)

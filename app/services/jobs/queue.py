@@ -4,7 +4,10 @@
   `max_waiting` wait for a slot; anyone beyond is refused at once with ServerBusy
   (503 + Retry-After) instead of piling up memory and latency.
 - A waiting client that disconnects leaves the queue without costing a generation.
-- A job running past `timeout_s` answers SegmentationTimeout (504) at once. A thread
+- JOB_TIMEOUT_S, the one deadline rule (the workers of broker mode follow it too): a
+  job may *run* that long, counted from the moment it leaves the queue and starts;
+  time spent waiting does not count. Past it the job answers SegmentationTimeout
+  (504) at once. A thread
   running torch cannot be killed, so the job is *abandoned* instead: its cancel
   event is set, the pipeline stops at its next phase boundary, and whatever it
   still produced is discarded inside the worker thread itself (so this holds even
@@ -22,6 +25,7 @@ from typing import Awaitable, Callable, Generic, TypeVar
 
 from app.core.errors import ClientDisconnected, JobAbandoned, SegmentationTimeout, ServerBusy
 from app.core.logging import get_logger
+from app.services.pipeline import StopSignal
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -32,7 +36,7 @@ class _Ticket(Generic[T]):
     """One job's hand-over between its worker thread and its request."""
 
     def __init__(self) -> None:
-        self.cancel = threading.Event()
+        self.cancel = StopSignal()
         self.lock = threading.Lock()
         self.finished = False
         self.abandoned = False
@@ -82,7 +86,7 @@ class JobQueue:
         self.admitted += 1
         return Admission(self)
 
-    async def run(self, work: Callable[[threading.Event], T], discard: Callable[[T], None],
+    async def run(self, work: Callable[[StopSignal], T], discard: Callable[[T], None],
                   is_disconnected: Callable[[], Awaitable[bool]] | None = None,
                   admission: Admission | None = None) -> T:
         """Run `work(cancel_event)` in a worker thread once a slot is free. `discard`
@@ -101,12 +105,12 @@ class JobQueue:
         try:
             return await asyncio.wait_for(asyncio.shield(thread), self.timeout_s)
         except TimeoutError:
-            if not self._abandon(ticket):
+            if not self._abandon(ticket, "timeout"):
                 return await thread  # it finished right at the deadline: deliver it
             log.warning("job_timeout", timeout_s=self.timeout_s)
             raise SegmentationTimeout.after(self.timeout_s)
         except asyncio.CancelledError:
-            if not self._abandon(ticket):
+            if not self._abandon(ticket, "cancelled"):
                 thread.add_done_callback(lambda done: _discard_done(done, discard))
             log.warning("job_cancelled")
             raise
@@ -138,7 +142,7 @@ class JobQueue:
         finally:
             self.waiting -= 1
 
-    def _guarded(self, work: Callable[[threading.Event], T], discard: Callable[[T], None],
+    def _guarded(self, work: Callable[[StopSignal], T], discard: Callable[[T], None],
                  ticket: _Ticket[T]) -> T:
         started = time.monotonic()
         try:
@@ -150,17 +154,17 @@ class JobQueue:
             keep = not ticket.abandoned
         if not keep:
             discard(result)
-            raise JobAbandoned()
+            raise JobAbandoned(ticket.cancel.reason)
         return result
 
     @staticmethod
-    def _abandon(ticket: _Ticket) -> bool:
+    def _abandon(ticket: _Ticket, reason: str) -> bool:
         """Mark the job abandoned; False when it had already finished with a result."""
         with ticket.lock:
             if ticket.finished:
                 return False
             ticket.abandoned = True
-        ticket.cancel.set()
+        ticket.cancel.stop(reason)
         return True
 
     def _finished(self, thread: asyncio.Future) -> None:

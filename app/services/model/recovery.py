@@ -1,9 +1,11 @@
 """Run the mask generator with the recoveries a long-running server needs.
 
 - CUDA out-of-memory: unload the model, free the cache, reload, retry once.
-- Any other error from the predictor: rebuild the model from its cached
-  weights (its state may be corrupt) and retry once.
-Every retry is recorded so metadata.json can show what happened.
+- Any other error torch raises (RuntimeError and its kinds): rebuild the model from
+  its cached weights (its state may be corrupt) and retry once.
+Every retry is recorded so metadata.json can show what happened. Other exceptions
+(TypeError, KeyError ...) are bugs in our own code: a reload would not fix them, so
+they propagate at once.
 """
 
 from typing import Any
@@ -42,7 +44,7 @@ def generate_masks(manager: ModelManager, image: np.ndarray, params: dict[str, A
             raise  # not the predictor's fault: a failed load, a cancelled job
         except torch.cuda.OutOfMemoryError as exc:
             reason, error = "cuda_out_of_memory", exc
-        except Exception as exc:  # noqa: BLE001 - any predictor failure gets one rebuild
+        except RuntimeError as exc:  # torch's errors: the model's state may be corrupt
             reason, error = "predictor_error", exc
         if attempt == 2:
             raise SegmentationFailed(

@@ -6,7 +6,7 @@ import redis
 
 from app.core.errors import BrokerUnavailable
 from app.schemas.jobs import JobRecord
-from app.services.jobs.store import DEFAULT_RECORD_TTL_S, Change, JobStore
+from app.services.jobs.records import DEFAULT_RECORD_TTL_S, Change, JobStore, parse_record
 
 KEY_PREFIX = "sam:job:"
 
@@ -31,14 +31,14 @@ class RedisJobStore(JobStore):
             raw = self.client.get(KEY_PREFIX + job_id)
         except redis.RedisError as exc:
             raise broker_errors(exc) from exc
-        return None if raw is None else JobRecord.model_validate_json(raw)
+        return None if raw is None else parse_record(raw, job_id)
 
     def update(self, job_id: str, change: Change) -> JobRecord | None:
         key, outcome = KEY_PREFIX + job_id, {}
 
         def transaction(pipe: redis.client.Pipeline) -> None:
             raw = pipe.get(key)
-            record = None if raw is None else JobRecord.model_validate_json(raw)
+            record = None if raw is None else parse_record(raw, job_id)
             outcome["record"] = record
             if record is None or record.final:
                 return

@@ -7,11 +7,11 @@ import pytest
 import redis
 
 from app.core.config import Settings
-from app.core.errors import BrokerUnavailable
+from app.core.errors import BrokerUnavailable, JobRecordUnreadable
 from app.schemas.jobs import JobProgress, JobRecord
 from app.services.jobs.embedded import INTERRUPTED
-from app.services.jobs.redis_store import KEY_PREFIX, RedisJobStore
-from app.services.jobs.store import DiskJobStore, now
+from app.services.jobs.redis_records import KEY_PREFIX, RedisJobStore
+from app.services.jobs.records import DiskJobStore, now
 from app.services.jobs.tracking import tracker
 
 JOB = "3f2c6a1e-1b7a-4c55-9f7e-0d7c1c2a9b10"
@@ -44,6 +44,16 @@ def test_a_final_record_is_never_changed_again(store):
     assert store.finish(JOB, status="succeeded").status == "cancelled"
     assert store.update(JOB, lambda r: {"status": "running"}).status == "cancelled"
     assert store.get(JOB).finished_at is not None
+
+
+def test_a_damaged_record_is_an_error_never_a_missing_job(tmp_path):
+    DiskJobStore(tmp_path, 3600).create(queued())
+    (tmp_path / f"{JOB}.json").write_text('{"job_id": "cut short')
+    store = DiskJobStore(tmp_path, 3600)
+    assert store.mark_interrupted(INTERRUPTED) == 0  # start-up goes on past it
+    with pytest.raises(JobRecordUnreadable) as unreadable:
+        store.get(JOB)
+    assert unreadable.value.status == 500 and unreadable.value.details == {"job_id": JOB}
 
 
 def test_unfinished_records_read_interrupted_after_a_restart(tmp_path):

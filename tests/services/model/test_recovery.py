@@ -5,7 +5,7 @@ import torch
 
 from app.core.config import Settings
 from app.core.errors import SegmentationFailed
-from app.services.model.generation import generate_masks
+from app.services.model.recovery import generate_masks
 from app.services.model.manager import ModelManager
 from tests.images import scene_rgb
 
@@ -42,6 +42,14 @@ def test_predictor_error_rebuilds_the_model_and_retries_once(manager):
     assert records
     assert [r.model_dump() for r in retries] == [
         {"attempt": 1, "reason": "predictor_error", "error": "corrupted state"}]
+
+
+def test_a_bug_in_our_code_is_not_retried_and_keeps_the_model(manager):
+    model = manager.model()
+    fail_encoder(manager, times=1, error=TypeError("a bug of ours"))
+    with pytest.raises(TypeError):
+        generate_masks(manager, scene_rgb(), PARAMS)
+    assert manager.model() is model  # no unload, no reload
 
 
 def test_second_oom_gives_segmentation_failed(manager):

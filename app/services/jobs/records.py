@@ -15,8 +15,13 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from app.core.errors import ServiceError
+from pydantic import ValidationError
+
+from app.core.errors import JobRecordUnreadable, ServiceError
+from app.core.logging import get_logger
 from app.schemas.jobs import FINAL_STATUSES, JobRecord
+
+log = get_logger(__name__)
 
 Change = Callable[[JobRecord], dict]  # the record -> the fields to change (empty: none)
 # Job records expire with the results; when results are kept forever, after this long.
@@ -31,6 +36,15 @@ def now() -> datetime:
 def failure(exc: ServiceError) -> dict:
     """A failed job's record fields: the usual envelope and its HTTP status."""
     return {"status": "failed", "error": exc.envelope(), "error_status": exc.status}
+
+
+def parse_record(raw: bytes, job_id: str) -> JobRecord:
+    """A stored record, or JobRecordUnreadable (logged): never mistaken for a missing one."""
+    try:
+        return JobRecord.model_validate_json(raw)
+    except ValidationError as exc:
+        log.error("job_record_unreadable", job_id=job_id, error=str(exc))
+        raise JobRecordUnreadable("The job's record cannot be read", {"job_id": job_id}) from exc
 
 class JobStore(ABC):
     @abstractmethod
@@ -60,11 +74,11 @@ class DiskJobStore(JobStore):
             self._write(record)
 
     def get(self, job_id: str) -> JobRecord | None:
-        path = self.folder / f"{job_id}.json"
         try:
-            return JobRecord.model_validate_json(path.read_bytes())
-        except (FileNotFoundError, ValueError):
+            raw = (self.folder / f"{job_id}.json").read_bytes()
+        except FileNotFoundError:
             return None
+        return parse_record(raw, job_id)
 
     def update(self, job_id: str, change: Change) -> JobRecord | None:
         with self._lock:
@@ -82,7 +96,10 @@ class DiskJobStore(JobStore):
         """At start-up: jobs left queued or running by a previous process failed."""
         count = 0
         for path in self._paths():
-            record = self.get(path.stem)
+            try:
+                record = self.get(path.stem)
+            except JobRecordUnreadable:
+                continue  # logged; GET /jobs answers it as unreadable
             if record is not None and not record.final:
                 self.finish(record.job_id, **failure(error))
                 count += 1

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from app.core.errors import ServerBusy
-from app.services.job_queue import JobQueue
+from app.services.jobs.queue import JobQueue
 
 
 def test_a_burst_of_admissions_stops_at_slots_plus_queue_places():

@@ -1,8 +1,9 @@
 """Find finished results in the storage for download, and never anything else.
 
-A job id must be a canonical uuid4 (what the server makes) naming exactly one
-finished folder `<timestamp>_<job_id>` (one with its metadata.json); hidden `.tmp-*`
-folders and folders still being written are never served. A file name must match a
+A job id must be a canonical uuid4 (what the server makes) whose index entry names a
+finished folder `<timestamp>_<job_id>` (one with its metadata.json): one lookup by id,
+never a listing. Hidden `.tmp-*` folders and folders still being written are never
+served. A file name must match a
 strict pattern and be a file directly inside that folder. Everything else is
 NotFound, so a client cannot tell a forbidden path from a missing one.
 """
@@ -21,7 +22,7 @@ MEDIA_TYPES = {".png": "image/png", ".json": "application/json"}
 
 def job_folder(storage: Storage, job_id: str) -> str:
     """The name of the finished result folder of `job_id`, or NotFound."""
-    name = storage.complete_folder(layout.folder_glob(job_id)[1:]) if layout.is_job_id(job_id) else None
+    name = storage.find(job_id) if layout.is_job_id(job_id) else None
     if name is None:
         raise NotFound("No result with this job id", {"job_id": job_id})
     return name
