@@ -8,7 +8,10 @@ Same weights, same mathematics as `MaskDecoder` + `TwoWayTransformer`, but:
   instead (scores = (x W_q^T) k^T = x (W_q^T k^T)), which cuts the transformer's
   per-prompt multiply-adds about 3x (about 2x for the whole decoder);
 - the two stride-2 transposed convolutions run as channels-last matrix products,
-  and only the three multimask outputs are predicted.
+  and only the three multimask outputs are predicted;
+- the transformer (which yields the predicted IoU) and the upscaling (which yields the
+  masks, half the multiply-adds) are separate calls, so a caller that filters on
+  predicted IoU upscales only the prompts that pass.
 Results equal the stock decoder's up to float rounding (about 1e-5 on the logits).
 """
 
@@ -95,9 +98,10 @@ class PointMaskDecoder(nn.Module):
         return x, pe, k, v, image_q
 
     def forward(self, tokens: Tensor, x: Tensor, pe: Tensor, k0: Tensor, v0: Tensor,
-                image_q0: Tensor) -> tuple[Tensor, Tensor]:
-        """tokens: (B,T,C) output + point tokens. Returns the three multimask low-res
-        logits (B,3,4h,4w) and their predicted IoU (B,3)."""
+                image_q0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """tokens: (B,T,C) output + point tokens. Returns the transformer's output tokens
+        (B,T,C) and image side (B,N,C), which `masks` turns into logits, and the three
+        multimask outputs' predicted IoU (B,3)."""
         queries, keys = tokens, None
         for layer in self.transformer.layers:
             if layer.skip_first_layer_pe:
@@ -121,7 +125,7 @@ class PointMaskDecoder(nn.Module):
         final = self.transformer.final_attn_token_to_image
         queries = self.transformer.norm_final_attn(
             queries + _token_to_image(final, queries + tokens, keys, keys + pe))
-        return self._masks(queries, keys), self.decoder.iou_prediction_head(queries[:, 0])[:, 1:]
+        return queries, keys, self.decoder.iou_prediction_head(queries[:, 0])[:, 1:]
 
     @staticmethod
     def _first_token_to_image(attn: Attention, q_in: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -134,9 +138,10 @@ class PointMaskDecoder(nn.Module):
         out = (attn_w @ _heads(v, h)).view(h, b, t, d).permute(1, 2, 0, 3)  # B,T,H,d
         return attn.out_proj(out.reshape(b, t, h * d))
 
-    def _masks(self, queries: Tensor, keys: Tensor) -> Tensor:
-        """Upscaling (two 2x2 stride-2 transposed convolutions, channels last) and the
-        hypernetwork dot product, for the three multimask tokens only."""
+    def masks(self, queries: Tensor, keys: Tensor) -> Tensor:
+        """The three multimask low-res logits (B,3,4h,4w) from `forward`'s tokens and
+        image side: upscaling (two 2x2 stride-2 transposed convolutions, channels last)
+        and the hypernetwork dot product, for the three multimask tokens only."""
         b, n, c = keys.shape
         side = math.isqrt(n)
         w1 = self.up1.weight.permute(0, 2, 3, 1).reshape(c, -1)  # C, (ki,kj,C/4)

@@ -117,7 +117,8 @@ class MaskEngine:
         points_for_image = self.point_grids[layer_idx] * np.array(crop_size)[None, ::-1]
         data = MaskData()
         for (points,) in batch_iterator(self.runtime.batch_size, points_for_image):
-            low_res, iou = self.runtime.decode(state, points, crop_size)
+            low_res, iou = self.runtime.decode(state, points, crop_size, min_iou=(
+                self.pred_iou_thresh if self.pred_iou_thresh > 0.0 else None))
             data.cat(self._filter_batch(low_res, iou, points, crops[-1], image.shape[:2]))
             self._progress.advance()
         del state

@@ -9,7 +9,7 @@ products run slower in bf16 than in fp32, so it falls back to exact and records 
 PRECISION=auto picks fast only where fast's speed and its agreement with the stock
 masks have been measured to pay (docs/performance.md): CUDA capability >= 8.0 and
 CPUs with AMX-BF16 (`_AUTO_FAST_CPU_FLAGS`); exact everywhere else, including CPUs
-with AVX512-BF16 but no AMX.
+with AVX512-BF16 but no AMX, where fast's gain over exact is not yet shown.
 """
 
 import os
@@ -25,10 +25,10 @@ log = get_logger(__name__)
 
 Precision = Literal["auto", "exact", "fast"]
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-# Where auto may choose fast. AMX: fast's speed measured there (docs/performance.md).
-# AVX512-BF16 without AMX (AMD Zen 4, docs/performance.md): masks agree, but the
-# compiled bf16 image encoder ran slower than fp32 and the whole generation was no
-# quicker than exact, so auto stays exact there; PRECISION=fast still runs bf16.
+# Where auto may choose fast (docs/performance.md). AMX: measured to pay. AVX512-BF16
+# without AMX (AMD Zen 4): the compiled bf16 encoder is 2-3.5x fp32, but whole
+# generations beat exact by 7 % in one disturbed run and 42 % in another, so auto stays
+# exact there until an idle run settles it; PRECISION=fast still runs bf16.
 _AUTO_FAST_CPU_FLAGS = ("amx_bf16",)
 _MIN_CUDA_CAPABILITY = (8, 0)  # Ampere: first generation with bf16 tensor cores
 

@@ -3,6 +3,7 @@ decoder, each compiled once per process (falling back to eager), run in the chos
 precision, and shared by every request's `MaskEngine`.
 """
 
+import math
 import threading
 import time
 
@@ -35,6 +36,10 @@ class SamRuntime:
         self._decoder = PointMaskDecoder(sam)
         self._encode = CompiledOrEager(sam.image_encoder, "image_encoder", compile_model)
         self._decode = CompiledOrEager(self._decoder, "mask_decoder", compile_model)
+        self._upscale = CompiledOrEager(self._decoder.masks, "mask_upscaling", compile_model)
+        # Prompts upscaled per call (one compiled shape, padded): a quarter batch, so
+        # few are wasted when only some prompts of a batch pass the IoU filter.
+        self.upscale_batch = max(1, batch_size // 4)
         self._lock = threading.Lock()
         self.warm_up_seconds: float | None = None
         self._dense_pe: Tensor | None = None
@@ -45,7 +50,7 @@ class SamRuntime:
 
     @property
     def compiled(self) -> bool:
-        return self._encode.is_compiled and self._decode.is_compiled
+        return all(p.is_compiled for p in (self._encode, self._decode, self._upscale))
 
     def _autocast(self) -> torch.autocast:
         # Autocast follows the model's device, so the same code serves CPU and CUDA.
@@ -78,9 +83,14 @@ class SamRuntime:
 
     @torch.inference_mode()
     def decode(self, state: tuple[Tensor, ...], points: np.ndarray,
-               image_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+               image_size: tuple[int, int], min_iou: float | None = None,
+               ) -> tuple[Tensor, Tensor]:
         """Multimask low-res logits (n,3,h,w) and predicted IoU (n,3), fp32, for `points`
-        (n,2) in pixel coordinates of an image of `image_size`; n <= batch_size."""
+        (n,2) in pixel coordinates of an image of `image_size`; n <= batch_size.
+
+        With `min_iou`, only prompts with a predicted IoU above it are upscaled (half
+        the decoder's work); the other prompts' logits are left at zero, for a caller
+        that drops every mask whose predicted IoU is not above `min_iou`."""
         n = len(points)
         padded = np.concatenate([points, np.repeat(points[-1:], self.batch_size - n, 0)])
         coords = torch.as_tensor(self.transform.apply_coords(padded, image_size),
@@ -94,8 +104,22 @@ class SamRuntime:
                 output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight])
                 tokens = torch.cat([output_tokens.expand(len(sparse), -1, -1), sparse], dim=1)
             with self._autocast():
-                low_res, iou = self._decode(tokens, *state)
-        return low_res[:n].float(), iou[:n].float()
+                queries, keys, iou = self._decode(tokens, *state)
+                iou = iou[:n].float()
+                wanted = (torch.arange(n) if min_iou is None
+                          else torch.nonzero((iou > min_iou).any(1)).flatten())
+                low_res = self._upscale_some(queries, keys, wanted.to(self.device), n)
+        return low_res, iou
+
+    def _upscale_some(self, queries: Tensor, keys: Tensor, wanted: Tensor, n: int) -> Tensor:
+        """Logits (n,3,h,w), fp32, computed for the `wanted` rows only, in padded
+        batches of `upscale_batch` (one compiled shape)."""
+        side = 4 * math.isqrt(keys.shape[1])
+        low_res = torch.zeros(n, 3, side, side, device=self.device)
+        for rows in wanted.split(self.upscale_batch) if len(wanted) else ():
+            padded = torch.cat([rows, rows[-1:].expand(self.upscale_batch - len(rows))])
+            low_res[rows] = self._upscale(queries[padded], keys[padded])[:len(rows)].float()
+        return low_res
 
     @torch.inference_mode()
     def image_embedding(self, image: np.ndarray) -> tuple[Tensor, tuple[int, int]]:

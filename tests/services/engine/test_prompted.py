@@ -21,7 +21,9 @@ HELD_OUT_SEED = 30_000  # training uses 0, 1 and 1_000_003; sam_tiny/evaluate.py
 
 @pytest.fixture(scope="module")
 def manager() -> ModelManager:
-    return ModelManager(Settings(DEFAULT_MODEL="sam_tiny", SAM_CHECKPOINT_PATH=None))
+    # exact: the masks are compared with SamPredictor's (auto may pick bf16 here).
+    return ModelManager(Settings(DEFAULT_MODEL="sam_tiny", SAM_CHECKPOINT_PATH=None,
+                                 PRECISION="exact"))
 
 
 def interior_point(mask: np.ndarray) -> tuple[float, float]:
