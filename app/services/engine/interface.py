@@ -1,4 +1,4 @@
-"""The one interface every model family's engine offers, and SAM 1's implementation.
+"""The one interface every model family's engine offers, and the one class that offers it.
 
 The rest of the service holds a `ModelEngine` and never asks which family it got:
 `generate` makes every object of an image, `prompt` one object per prompt, and
@@ -13,10 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from app.schemas.prompts import Prompt
-from app.services.engine.generator import MaskEngine
-from app.services.engine.prompted import PromptedEngine
 from app.services.engine.records import MaskRecord
-from app.services.engine.runtime import SamRuntime
 
 BatchProgress = Callable[[int, int], None]
 
@@ -57,16 +54,6 @@ class ModelEngine(Protocol):
     def warm_up(self) -> float: ...
 
 
-class EngineCalls:
-    """`generate` and `prompt` for an engine that has `automatic` and `prompted`."""
-
-    def generate(self, image, params, on_batch=None):
-        return self.automatic(**params).generate(image, on_batch)
-
-    def prompt(self, image, prompts, params, on_batch=None):
-        return self.prompted(**params).generate(image, prompts, on_batch)
-
-
 def signature_defaults(*generators: type) -> dict[str, Any]:
     """Keyword arguments (and defaults) of the generators' constructors, runtime excluded."""
     out: dict[str, Any] = {}
@@ -83,13 +70,13 @@ def prompt_kwargs(params: dict[str, Any], generator: type) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in names}
 
 
-class Sam1Engine(EngineCalls):
-    """SAM 1 (segment_anything): MaskEngine and PromptedEngine over one SamRuntime."""
+class Engine:
+    """A family's two generators over one loaded runtime. Every family's engine is one of
+    these: what differs between families is data (`model.families.FAMILIES`)."""
 
-    family = "sam1"
-
-    def __init__(self, runtime: SamRuntime) -> None:
-        self.runtime = runtime
+    def __init__(self, family: str, runtime: Any, automatic: type, prompted: type) -> None:
+        self.family, self.runtime = family, runtime
+        self._automatic, self._prompted = automatic, prompted
 
     @property
     def compiled(self) -> bool:
@@ -97,13 +84,19 @@ class Sam1Engine(EngineCalls):
 
     @property
     def parameters(self) -> dict[str, Any]:
-        return signature_defaults(MaskEngine, PromptedEngine)
+        return signature_defaults(self._automatic, self._prompted)
 
-    def automatic(self, **params: Any) -> MaskEngine:
-        return MaskEngine(self.runtime, **params)
+    def automatic(self, **params: Any) -> AutomaticGenerator:
+        return self._automatic(self.runtime, **params)
 
-    def prompted(self, **params: Any) -> PromptedEngine:
-        return PromptedEngine(self.runtime, **params)
+    def prompted(self, **params: Any) -> PromptedGenerator:
+        return self._prompted(self.runtime, **prompt_kwargs(params, self._prompted))
+
+    def generate(self, image, params, on_batch=None):
+        return self.automatic(**params).generate(image, on_batch)
+
+    def prompt(self, image, prompts, params, on_batch=None):
+        return self.prompted(**params).generate(image, prompts, on_batch)
 
     def warm_up(self) -> float:
         return self.runtime.warm_up()

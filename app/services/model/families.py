@@ -13,11 +13,10 @@ from torch import nn
 from app.core.errors import InvalidRequest
 from app.schemas.params import GenerationParams
 from app.services.engine.generator import MaskEngine
-from app.services.engine.interface import ModelEngine, Sam1Engine, signature_defaults
+from app.services.engine.interface import Engine, ModelEngine, signature_defaults
 from app.services.engine.prompted import PromptedEngine
 from app.services.engine.precision import PrecisionChoice
 from app.services.engine.runtime import SamRuntime
-from app.services.engine.sam2.engine import Sam2Engine
 from app.services.engine.sam2.generator import Sam2MaskEngine
 from app.services.engine.sam2.prompted import Sam2PromptedEngine
 from app.services.engine.sam2.runtime import Sam2Runtime
@@ -36,24 +35,29 @@ class Family:
     name: str
     title: str  # for people: docs, /info
     load: Callable[[nn.Module, Path], None]  # weights from a checkpoint file into a model
-    # (model, precision, compile, decode batch size) -> the engine
-    engine: Callable[[nn.Module, PrecisionChoice, bool, int], ModelEngine]
-    generators: tuple[type, ...]  # their constructors' keyword arguments are the parameters
+    # (model, precision, compile, decode batch size) -> the model prepared for generation
+    runtime: Callable[[nn.Module, PrecisionChoice, bool, int], Any]
+    # (automatic, prompted): their constructors' keyword arguments are the parameters
+    generators: tuple[type, type]
 
     @property
     def parameters(self) -> dict[str, Any]:
         """Every generation parameter the family takes, with its default."""
         return signature_defaults(*self.generators)
 
+    def engine(self, model: nn.Module, precision: PrecisionChoice, compile_model: bool,
+               batch_size: int) -> ModelEngine:
+        runtime = self.runtime(model, precision, compile_model, batch_size)
+        return Engine(self.name, runtime, *self.generators)
+
 
 FAMILIES: dict[str, Family] = {
     "sam1": Family("sam1", "Segment Anything (SAM 1)", _load_sam1,
-                   lambda model, precision, compile_model, batch: Sam1Engine(
-                       SamRuntime(model, precision, compile_model, batch)),
+                   SamRuntime,
                    (MaskEngine, PromptedEngine)),
     "sam2.1": Family("sam2.1", "Segment Anything 2.1 (image predictor)", load_meta_checkpoint,
-                     lambda model, precision, compile_model, batch: Sam2Engine(
-                         Sam2Runtime(model, precision, batch, compile_model)),
+                     lambda model, precision, compile_model, batch: Sam2Runtime(
+                         model, precision, batch, compile_model),
                      (Sam2MaskEngine, Sam2PromptedEngine)),
 }
 
