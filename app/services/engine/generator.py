@@ -127,7 +127,7 @@ class MaskEngine:
         data.filter(keep)
         data["boxes"] = uncrop_boxes_xyxy(data["boxes"], crop_box)
         data["points"] = uncrop_points(data["points"], crop_box)
-        data["crop_boxes"] = torch.tensor([crop_box for _ in range(len(data["boxes"]))])
+        data["crop_boxes"] = torch.tensor(crop_box).repeat(len(data["boxes"]), 1)  # (n, 4), n may be 0
         data["crop_idx"] = torch.full((len(data["boxes"]),), crop_idx)
         return data
 

@@ -75,6 +75,6 @@ def _outcome(settings: Settings, result: JobResult | None, error: BaseException 
     if isinstance(error, JobAbandoned):
         error = SegmentationTimeout.after(settings.JOB_TIMEOUT_S)
     if not isinstance(error, ServiceError):  # a job must never vanish without a status
-        log.error("job_crashed", exc_info=error)
-        error = ServiceError(f"The job failed unexpectedly: {error}")
+        log.error("job_crashed", exc_info=error)  # the details stay in the server's log
+        error = ServiceError("The job failed unexpectedly")
     return failure(error)

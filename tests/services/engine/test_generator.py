@@ -153,3 +153,9 @@ def test_a_mask_scored_exactly_at_the_stability_threshold_is_kept_as_by_stock(sa
 
     assert any(r.stability_score == boundary for r in stock)
     assert sorted(r.rle["counts"] for r in ours) == sorted(r.rle["counts"] for r in stock)
+
+
+def test_crop_layers_with_no_surviving_mask_return_no_objects(sam):
+    # Stock raises IndexError here (its crop NMS indexes an empty box tensor).
+    params = {**PERMISSIVE, "points_per_side": 4, "crop_n_layers": 1, "pred_iou_thresh": 1e6}
+    assert _engine(sam, **params).generate(scene_rgb(80, 60)) == []
