@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     beat.start()
     # Detects any worker's lost job (its own included, were it ever silent) within seconds.
     from app.services.jobs.liveness import watch
-    threading.Thread(target=watch, daemon=True, args=(client, store, celery, settings, stop)).start()
+    threading.Thread(target=watch, daemon=True,
+                     args=(client, store, celery, settings, stop)).start()
     if settings.WORKER_METRICS_PORT:
         from prometheus_client import start_http_server
 

@@ -18,7 +18,8 @@ def test_a_hanging_store_reads_not_ready_and_unavailable_in_seconds(
     server = start_server(RESULTS_DIR="s3://sam-results/team", BROKER_URL=redis_server.url,
                           **hanging_store.env, **BOUNDS)
     began = time.monotonic()
-    ready = assert_envelope(requests.get(server.url + "/health/ready", timeout=30), 503, "NOT_READY")
+    ready = requests.get(server.url + "/health/ready", timeout=30)
+    ready = assert_envelope(ready, 503, "NOT_READY")
     assert time.monotonic() - began < 2
     assert ready["details"]["results_writable"] is False
     began = time.monotonic()

@@ -108,7 +108,7 @@ class JobBeat:
         self._thread.join(timeout=5)
         try:
             self._call("end")
-        except redis.RedisError as exc:  # its entry ages out; a detector then finds the record final
+        except redis.RedisError as exc:  # left behind, it is requeued once and skipped as final
             log.warning("job_beat_not_removed", error=str(exc))
 
     def _beat(self) -> None:
