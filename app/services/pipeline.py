@@ -19,8 +19,8 @@ from app.core.errors import ServiceError
 from app.core.logging import bind_job, get_logger, set_phase
 from app.schemas import (AppliedParameters, ImageInfo, JobMetadata, JobRequest, Retry, SkippedMask,
                          Timings)
-from app.services.engine.records import MaskRecord
 from app.services.deadline import StopSignal, stoppable
+from app.services.engine.records import MaskRecord
 from app.services.identity import worker_name
 from app.services.image_processor import DecodedImage, decode_image
 from app.services.metrics import observe_phases

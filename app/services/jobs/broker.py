@@ -20,8 +20,8 @@ from app.core.logging import get_logger
 from app.schemas import JobRequest, SegmentResponse
 from app.schemas.jobs import JobRecord
 from app.services.jobs import IsDisconnected, ModelState
-from app.services.jobs.liveness import requeue_if_lost
 from app.services.jobs.celery_app import CONNECT_TIMEOUT_S, QUEUE, SOCKET_TIMEOUT_S, TASK, make_celery
+from app.services.jobs.liveness import requeue_if_lost
 from app.services.jobs.records import failure, now
 from app.services.jobs.redis_records import RedisJobStore, broker_errors
 from app.services.metrics import render_metrics, set_broker_state
