@@ -21,6 +21,7 @@ from segment_anything.utils.amg import (MaskData, batch_iterator, batched_mask_t
                                         is_box_near_crop_edge)
 from torch import Tensor
 
+from app.services.deadline import checkpoint
 from app.services.engine.crop_loop import CropLoop, DecodeBatch
 from app.services.engine.records import MaskRecord, encode_rle_region
 from app.services.engine.runtime import SamRuntime
@@ -120,6 +121,7 @@ class MaskEngine(CropLoop):
             upsampled = input_size if self.fast else crop_size
             per_chunk = chunk_size(np.prod(upsampled), _MEMORY_BUDGET)
             for (chunk,) in batch_iterator(per_chunk, idx):
+                checkpoint()  # a job past its deadline stops here too
                 regions = self._regions(data["low_res"][chunk], input_size, crop_size)
                 for i, (region, top, left) in zip(chunk, regions):
                     top, left = top + crop_box[1], left + crop_box[0]

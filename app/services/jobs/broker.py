@@ -21,6 +21,7 @@ from app.schemas import JobRequest, SegmentResponse
 from app.schemas.jobs import JobRecord
 from app.services.jobs import IsDisconnected, ModelState
 from app.services.jobs.celery_app import CONNECT_TIMEOUT_S, QUEUE, SOCKET_TIMEOUT_S, TASK, make_celery
+from app.services.jobs.liveness import requeue_if_lost
 from app.services.jobs.records import failure, now
 from app.services.jobs.redis_records import RedisJobStore, broker_errors
 from app.services.metrics import render_metrics, set_broker_state
@@ -101,7 +102,12 @@ class BrokerJobs:
         return await asyncio.to_thread(self._submit, request)
 
     def get(self, job_id: str) -> JobRecord | None:
-        return self.store.get(job_id)
+        record = self.store.get(job_id)
+        # The front detects a lost worker too, so a job shows `requeued` with no other worker.
+        if record is not None and record.status == "running" and requeue_if_lost(
+                self.redis, self.store, self.celery, job_id, self.settings.WORKER_LOST_AFTER_S):
+            record = self.store.get(job_id)
+        return record
 
     async def cancel(self, job_id: str) -> JobRecord | None:
         """A queued job is skipped by the worker that takes it; a running one stops at
@@ -126,7 +132,7 @@ class BrokerJobs:
                 raise ClientDisconnected("The client disconnected while its job was queued")
             else:
                 await asyncio.sleep(_POLL_S)
-                record = await asyncio.to_thread(self.store.get, request.job_id)
+                record = await asyncio.to_thread(self.get, request.job_id)
             if record is None:
                 raise NotFound("The job record expired", {"job_id": request.job_id})
         if record.result is not None:

@@ -18,6 +18,7 @@ from segment_anything.utils.amg import (
     calculate_stability_score, is_box_near_crop_edge)
 from torch import Tensor
 
+from app.services.deadline import checkpoint
 from app.services.engine.crop_loop import CropLoop, DecodeBatch
 from app.services.engine.records import MaskRecord, encode_rle_region
 from app.services.engine.sam2.holes import fill_holes_and_specks
@@ -122,6 +123,7 @@ class Sam2MaskEngine(CropLoop):
         for crop_idx, (crop_box, crop_size) in enumerate(crops):
             idx = torch.nonzero(data["crop_idx"] == crop_idx).flatten().tolist()
             for (chunk,) in batch_iterator(chunk_size(np.prod(crop_size), _MEMORY_BUDGET), idx):
+                checkpoint()  # a job past its deadline stops here too
                 binary = self._full_logits(data["low_res"][chunk], crop_size) > self.mask_threshold
                 for i, one in zip(chunk, binary.cpu().numpy()):
                     region, top, left = trim_to_mask(one)
