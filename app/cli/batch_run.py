@@ -94,11 +94,13 @@ async def _with_progress(batch, console: Console) -> None:
         await batch.run()
 
 
-def _summary(batch, manifest: str) -> Table:
+def _summary(batch, manifest: str) -> Table | str:
     c = batch.counts
-    table = Table(title=f"{c.succeeded + c.skipped} of {c.total} images segmented "
-                        f"({c.skipped} skipped: done by an earlier run), {c.failed} failed; "
-                        f"manifest: {escape(manifest)}", title_justify="left")
+    title = (f"{c.succeeded + c.skipped} of {c.total} images segmented ({c.skipped} skipped: "
+             f"done by an earlier run), {c.failed} failed; manifest: {escape(manifest)}")
+    if not batch.failures:
+        return title
+    table = Table(title=title, title_justify="left")
     table.add_column("Failed input", overflow="fold")
     table.add_column("Error", overflow="fold")
     for input_name, error in batch.failures[:_FAILURES_SHOWN]:

@@ -101,9 +101,9 @@ class Batch:
                 return None
             record = await self._follow(record)
         except OSError as exc:
-            return self._failed(item, None, "INVALID_IMAGE", f"cannot read: {exc}")
+            return self._failed(item, None, "INVALID_IMAGE", f"INVALID_IMAGE: cannot read: {exc}")
         except ServiceError as exc:
-            return self._failed(item, None, exc.code, exc.message)
+            return self._failed(item, None, exc.code, describe(exc.code, exc.message, exc.details))
         # _follow counted it running once it started; from there it moves on.
         state = "running" if record.started_at is not None else "queued"
         if record.status == "cancelled":
@@ -118,7 +118,9 @@ class Batch:
                                 objects_count=record.result.objects_count, seconds=seconds)
         error = record.error
         return self._failed(item, record.job_id, error.error_code if error else "INTERNAL_ERROR",
-                            error.message if error else "the job failed", seconds, state)
+                            describe(error.error_code, error.message, error.details) if error
+                            else "INTERNAL_ERROR: the job failed",
+                            seconds, state)
 
     async def _submit(self, request: JobRequest) -> JobRecord | None:
         while not self.stopped:
@@ -145,13 +147,21 @@ class Batch:
             record = found or record.model_copy(update={"status": "failed", "error": ErrorResponse(
                 error_code="NOT_FOUND", message="The job's record is gone")})
 
-    def _failed(self, item: BatchInput, job_id: str | None, code: str, message: str,
+    def _failed(self, item: BatchInput, job_id: str | None, code: str, error: str,
                 seconds: float | None = None, state: str = "queued") -> ManifestLine:
         self._move(state, "failed")
-        self.failures.append((item.input, f"{code}: {message}"))
+        self.failures.append((item.input, error))
         return ManifestLine(input=item.input, status="failed", job_id=job_id, error_code=code,
                             seconds=seconds)
 
     def _move(self, source: str, target: str) -> None:
         setattr(self.counts, source, getattr(self.counts, source) - 1)
         setattr(self.counts, target, getattr(self.counts, target) + 1)
+
+
+def describe(code: str, message: str, details: dict) -> str:
+    """An error for a person: code, the reason or the fields at fault, message."""
+    reason = details.get("reason") or "; ".join(
+        f"prompt {e['prompt_index']}: {e['message']}" if "prompt_index" in e else
+        f"{e.get('field', '')}: {e['message']}".lstrip(": ") for e in details.get("errors", []))
+    return f"{code} ({reason}): {message}" if reason else f"{code}: {message}"
