@@ -36,6 +36,8 @@ def test_batch_over_http_runs_a_folder_resumes_and_cancels(tmp_path, start_serve
     for name in ("photos/a.png", "photos/sub/a.png", "photos/b.png"):
         (root / name).write_bytes(image_bytes())
     (root / "photos" / "bad.png").write_bytes(b"not an image")
+    (tmp_path / "secret.png").write_bytes(image_bytes())
+    (root / "photos" / "leak.png").symlink_to(tmp_path / "secret.png")  # out of the root: left out
     (root / "empty").mkdir()
     server = start_server(BATCH_INPUT_ROOT=str(root), BATCH_MAX_IN_FLIGHT="1", API_KEY="batch-key")
     body = {"input": "photos", "params": PARAMS}
@@ -58,6 +60,9 @@ def test_batch_over_http_runs_a_folder_resumes_and_cancels(tmp_path, start_serve
 
     forced = requests.post(server.url + "/batches", json={**body, "force": True}, headers=KEY,
                            timeout=5).json()
+    twice = requests.post(server.url + "/batches", json=body, headers=KEY, timeout=5)
+    assert twice.status_code == 422 and twice.json()["details"] == {
+        "reason": "already_running", "batch_id": forced["batch_id"], "errors": twice.json()["details"]["errors"]}
     cancelled = requests.delete(server.url + forced["status_url"], headers=KEY, timeout=5)
     assert cancelled.status_code == 200
     final = wait_final(server.url + forced["status_url"])

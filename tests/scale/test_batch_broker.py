@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import redis
+
 from tests.cli.test_cli import PERMISSIVE_OPTIONS, manifest_lines
 from tests.conftest import REPO
 from tests.images import image_bytes
@@ -35,3 +37,7 @@ def test_cli_batch_with_a_broker_runs_every_image_on_the_workers(tmp_path, clust
         folder = cluster.results_dir / line["output_dir"].rpartition("/")[2]
         metadata = json.loads((folder / "metadata.json").read_text())
         assert metadata["worker"].endswith(f":{worker.pid}")  # the worker ran it, not the CLI
+    # --max-in-flight 1: the second job was submitted only once the first had finished
+    records = sorted((json.loads(redis.Redis.from_url(cluster.redis.url).get(f"sam:job:{line['job_id']}"))
+                      for line in lines.values()), key=lambda record: record["created_at"])
+    assert records[1]["created_at"] >= records[0]["finished_at"]

@@ -46,9 +46,11 @@ def find_inputs(arguments: list[str]) -> list[BatchInput]:
     return list(found.values())
 
 
-def local_folder_inputs(folder: Path) -> list[BatchInput]:
-    """The images under `folder` (recursively), named relative to it."""
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+def local_folder_inputs(folder: Path, within: Path | None = None) -> list[BatchInput]:
+    """The images under `folder` (recursively), named relative to it; with `within`,
+    only files that are really inside it (a symlink out of it is left out)."""
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                   and (within is None or p.resolve().is_relative_to(within)))
     return [BatchInput(p.relative_to(folder).as_posix(), p.read_bytes) for p in files]
 
 

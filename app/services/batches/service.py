@@ -108,12 +108,13 @@ class BatchService:
         if root is None:
             raise invalid_input("no_batch_input_root", "Server-side folders are not allowed here "
                            "(BATCH_INPUT_ROOT is not set); use an s3:// prefix")
+        root = root.resolve()
         folder = (root / text).resolve()  # an absolute `text` replaces root here
-        if not folder.is_relative_to(root.resolve()):
+        if not folder.is_relative_to(root):
             raise invalid_input("outside_batch_input_root", "The folder is outside BATCH_INPUT_ROOT")
         if not folder.is_dir():
             raise invalid_input("not_a_folder", "No such folder under BATCH_INPUT_ROOT")
-        inputs = local_folder_inputs(folder)
+        inputs = local_folder_inputs(folder, within=root)
         if not inputs:
             raise invalid_input("no_images", "No images found in this folder")
         return inputs
