@@ -34,8 +34,9 @@ def test_batch_names_inputs_relative_to_their_argument_resumes_and_forces(tmp_pa
     (tmp_path / "more" / "deep").mkdir(parents=True)
     (tmp_path / "more" / "deep" / "c d.jpg").write_bytes(image_bytes("JPEG"))
     out = tmp_path / "out"
-    command = ("segment", "images", "more/**/*.jpg", "--out", str(out), "--model", "sam_tiny",
-               "--checkpoint", str(tiny_checkpoint), *PERMISSIVE_OPTIONS)
+    options = ("--out", str(out), "--model", "sam_tiny", "--checkpoint", str(tiny_checkpoint),
+               *PERMISSIVE_OPTIONS)
+    command = ("segment", "images", "more/**/*.jpg", "images/sub/a.png", *options)  # a.png twice: done once
 
     first = run_cli(*command, cwd=tmp_path)  # the glob quoted: the program expands it
 
@@ -67,7 +68,7 @@ def test_batch_names_inputs_relative_to_their_argument_resumes_and_forces(tmp_pa
                if line["status"] == "skipped")
     assert len({p.name for p in out.glob("[!.]*") if p.is_dir()} - folders) == 1  # broken's only
 
-    forced = run_cli("segment", "images/a.png", *command[3:], "--force", cwd=tmp_path)
+    forced = run_cli("segment", "images/a.png", *options, "--force", cwd=tmp_path)
 
     assert forced.returncode == 0, forced.stdout + forced.stderr
     [redone] = manifest_lines((out / "manifest.jsonl").read_text())[8:]

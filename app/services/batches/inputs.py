@@ -9,6 +9,7 @@ or prefix without images, or a bucket that does not exist is an InvalidRequest.
 """
 
 import glob
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -27,6 +28,7 @@ _GLOB_CHARS = set("*?[")
 class BatchInput:
     input: str  # the manifest's name for it: relative to its argument
     read: Callable[[], bytes]  # blocking: call it off the event loop
+    source: str  # where it is: the path as found, or its s3:// URL
 
     @property
     def file_name(self) -> str:
@@ -34,14 +36,21 @@ class BatchInput:
 
 
 def find_inputs(arguments: list[str]) -> list[BatchInput]:
-    """Every input of the arguments, in order, each argument's sorted; an input found
-    twice is kept once. An argument that yields nothing is an InvalidRequest."""
+    """Every input of the arguments, in order, each argument's sorted; a file found by
+    two arguments is kept once, and two files of the same relative name are told apart
+    by naming the later one where it is. An argument that yields nothing is an
+    InvalidRequest."""
     found: dict[str, BatchInput] = {}
+    seen: set[str] = set()
     for argument in arguments:
         items = _s3_inputs(argument) if argument.startswith("s3://") else _local_inputs(argument)
         for item in items:
-            if item.input in found:  # the same relative name from two arguments
-                item = BatchInput(f"{argument.rstrip('/')}/{item.input}", item.read)
+            identity = item.source if argument.startswith("s3://") else os.path.realpath(item.source)
+            if identity in seen:
+                continue
+            seen.add(identity)
+            if item.input in found:  # another file of the same relative name
+                item = BatchInput(item.source, item.read, item.source)
             found.setdefault(item.input, item)
     return list(found.values())
 
@@ -51,7 +60,7 @@ def local_folder_inputs(folder: Path, within: Path | None = None) -> list[BatchI
     only files that are really inside it (a symlink out of it is left out)."""
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
                    and (within is None or p.resolve().is_relative_to(within)))
-    return [BatchInput(p.relative_to(folder).as_posix(), p.read_bytes) for p in files]
+    return [BatchInput(p.relative_to(folder).as_posix(), p.read_bytes, str(p)) for p in files]
 
 
 def _local_inputs(argument: str) -> list[BatchInput]:
@@ -59,10 +68,10 @@ def _local_inputs(argument: str) -> list[BatchInput]:
     if path.is_dir():
         items = local_folder_inputs(path)
     elif path.is_file():  # as given: the pipeline checks its content, whatever its suffix
-        items = [BatchInput(path.name, path.read_bytes)]
+        items = [BatchInput(path.name, path.read_bytes, str(path))]
     elif _GLOB_CHARS & set(argument):
         root = _glob_root(argument)
-        items = [BatchInput(Path(p).relative_to(root).as_posix(), Path(p).read_bytes)
+        items = [BatchInput(Path(p).relative_to(root).as_posix(), Path(p).read_bytes, p)
                  for p in sorted(glob.glob(argument, recursive=True))
                  if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES]
     else:
@@ -106,7 +115,7 @@ def _s3_inputs(argument: str) -> list[BatchInput]:
                 raise OSError(f"cannot read s3://{bucket}/{key}") from exc
         return read
 
-    return [BatchInput(key[len(prefix):], reader(key)) for key in keys]
+    return [BatchInput(key[len(prefix):], reader(key), f"s3://{bucket}/{key}") for key in keys]
 
 
 def _invalid(argument: str, reason: str, message: str) -> InvalidRequest:
