@@ -23,7 +23,8 @@ def manifest_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-def test_batch_names_inputs_relative_to_their_argument_resumes_and_forces(tmp_path, tiny_checkpoint):
+def test_batch_names_inputs_relative_to_their_argument_resumes_and_forces(tmp_path, tiny_checkpoint,
+                                                                         monkeypatch):
     images = tmp_path / "images"
     (images / "sub").mkdir(parents=True)
     (images / "a.png").write_bytes(image_bytes())
@@ -57,9 +58,8 @@ def test_batch_names_inputs_relative_to_their_argument_resumes_and_forces(tmp_pa
     assert len(folders) == 3
 
     broken.write_bytes(image_bytes())  # fixed: the re-run retries it and skips the rest
-    again = run_cli(*command, cwd=tmp_path)
-
-    assert again.returncode == 0, again.stdout + again.stderr
+    monkeypatch.chdir(tmp_path)  # the re-runs in this process: no second interpreter start-up
+    assert main(list(command)) == 0
     rerun = manifest_lines((out / "manifest.jsonl").read_text())[4:]
     assert sorted((line["input"], line["status"]) for line in rerun) == [
         ("a.png", "skipped"), ("broken.png", "succeeded"), ("deep/c d.jpg", "skipped"),
@@ -68,9 +68,7 @@ def test_batch_names_inputs_relative_to_their_argument_resumes_and_forces(tmp_pa
                if line["status"] == "skipped")
     assert len({p.name for p in out.glob("[!.]*") if p.is_dir()} - folders) == 1  # broken's only
 
-    forced = run_cli("segment", "images/a.png", *options, "--force", cwd=tmp_path)
-
-    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert main(["segment", "images/a.png", *options, "--force"]) == 0
     [redone] = manifest_lines((out / "manifest.jsonl").read_text())[8:]
     assert redone["input"] == "a.png" and redone["status"] == "succeeded"
     assert redone["job_id"] != lines["a.png"]["job_id"]
