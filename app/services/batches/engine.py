@@ -140,8 +140,7 @@ class Batch:
             if record.final:
                 return record
             if self.stopped and record.status == "queued":
-                record = await self.jobs.cancel(job_id) or record
-                continue
+                await self.jobs.cancel(job_id)  # read back below: it may have just started
             await asyncio.sleep(_POLL_S)
             found = await asyncio.to_thread(self.jobs.get, job_id)
             record = found or record.model_copy(update={"status": "failed", "error": ErrorResponse(
