@@ -15,7 +15,6 @@ broker keeps it elsewhere).
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import statistics
@@ -105,7 +104,8 @@ def redis_bytes_per_queued_job(workdir: Path, images: Path, count: int) -> float
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=50, help="images in the batch (default 50)")
     parser.add_argument("--workers", type=int, default=2, help="workers in broker mode (default 2)")
     parser.add_argument("--points-per-side", type=int, default=16, help="generator grid (default 16)")
