@@ -61,7 +61,8 @@ def test_batch_over_http_runs_a_folder_resumes_and_cancels(tmp_path, start_serve
 
     forced = requests.post(server.url + "/batches", json={**body, "force": True}, headers=KEY,
                            timeout=5).json()
-    twice = requests.post(server.url + "/batches", json=body, headers=KEY, timeout=5)
+    twice = requests.post(server.url + "/batches", json={**body, "input": str(root / "photos") + "/"},
+                          headers=KEY, timeout=5)  # the same folder, spelt another way
     assert twice.status_code == 422, twice.text
     assert twice.json()["details"]["reason"] == "already_running"
     assert twice.json()["details"]["batch_id"] == forced["batch_id"]

@@ -37,6 +37,7 @@ _KEPT = 1000  # finished batches remembered for GET
 class _Running:
     batch_id: str
     request: BatchRequest
+    where: str  # the input, spelt one way (a resolved folder, s3://bucket/prefix/)
     batch: Batch
     task: asyncio.Task
 
@@ -60,13 +61,13 @@ class BatchService:
     async def start(self, request: BatchRequest) -> BatchView:
         """Check the input and parameters, then run the batch in the background."""
         check_parameters(self.settings.DEFAULT_MODEL, request.params.model_fields_set)
+        where, inputs = await asyncio.to_thread(self._inputs, request.input)
         running = next((r for r in self._batches.values()
-                        if r.request.input == request.input and not r.task.done()), None)
+                        if r.where == where and not r.task.done()), None)
         if running is not None:
-            raise invalid_input("already_running", f"A batch of this input is running: {running.batch_id}",
-                           batch_id=running.batch_id)
-        inputs = await asyncio.to_thread(self._inputs, request.input)
-        manifest = await asyncio.to_thread(open_manifest, self._manifest_folder(request.input))
+            raise invalid_input("already_running", f"A batch of this input is running: "
+                                f"{running.batch_id}", batch_id=running.batch_id)
+        manifest = await asyncio.to_thread(open_manifest, self._manifest_folder(where))
 
         def make_request(data: bytes, item: BatchInput):
             return job_request(data, item.file_name, request.params, None, self.settings,
@@ -77,7 +78,7 @@ class BatchService:
         batch_id = str(uuid.uuid4())
         task = asyncio.create_task(batch.run())
         task.add_done_callback(lambda t: self._ended(batch_id, t))
-        self._batches[batch_id] = _Running(batch_id, request, batch, task)
+        self._batches[batch_id] = _Running(batch_id, request, where, batch, task)
         log.info("batch_started", batch_id=batch_id, inputs=len(inputs), manifest=manifest.location)
         return self._batches[batch_id].view()
 
@@ -101,13 +102,16 @@ class BatchService:
             running.task.cancel()
         await asyncio.gather(*(r.task for r in self._batches.values()), return_exceptions=True)
 
-    def _inputs(self, text: str) -> list[BatchInput]:
+    def _inputs(self, text: str) -> tuple[str, list[BatchInput]]:
+        """The input spelt one way (the manifest's key) and its images."""
         if text.startswith("s3://"):
-            return find_inputs([text])
+            bucket, _, prefix = text[len("s3://"):].partition("/")
+            where = f"s3://{bucket}/" + (f"{prefix.strip('/')}/" if prefix.strip("/") else "")
+            return where, find_inputs([where])
         root = self.settings.BATCH_INPUT_ROOT
         if root is None:
             raise invalid_input("no_batch_input_root", "Server-side folders are not allowed here "
-                           "(BATCH_INPUT_ROOT is not set); use an s3:// prefix")
+                                "(BATCH_INPUT_ROOT is not set); use an s3:// prefix")
         root = root.resolve()
         folder = (root / text).resolve()  # an absolute `text` replaces root here
         if not folder.is_relative_to(root):
@@ -117,10 +121,10 @@ class BatchService:
         inputs = local_folder_inputs(folder, within=root)
         if not inputs:
             raise invalid_input("no_images", "No images found in this folder")
-        return inputs
+        return str(folder), inputs
 
-    def _manifest_folder(self, text: str) -> Path | S3Location:
-        key = f".batches/{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    def _manifest_folder(self, where: str) -> Path | S3Location:
+        key = f".batches/{hashlib.sha256(where.encode()).hexdigest()[:16]}"
         where = self.settings.RESULTS_DIR
         if isinstance(where, S3Location):
             return S3Location(where.bucket, f"{where.prefix}/{key}".lstrip("/"))
