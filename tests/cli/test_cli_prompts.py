@@ -13,11 +13,9 @@ from tests.images import encode
 from tests.services.engine.test_prompted import HELD_OUT_SEED, interior_point, iou
 
 
-def test_points_form_one_prompt_and_each_extra_box_another():
-    assert json.loads(_from_options([[1, 2], [3, 4, 0]], [])) == [
-        {"points": [[1, 2], [3, 4]], "labels": [1, 0]}]
-    assert json.loads(_from_options([[1, 2]], [[0, 0, 5, 5]]))[0]["box"] == [0, 0, 5, 5]
-    assert len(json.loads(_from_options([], [[0, 0, 5, 5], [1, 1, 6, 6]]))) == 2
+def test_point_and_box_options_are_marks_grouped_by_the_servers_rule():
+    assert json.loads(_from_options([[1, 2], [3, 4, 0]], [[0, 0, 5, 5]])) == [
+        {"points": [[1, 2], [3, 4]], "labels": [1, 0], "box": [0, 0, 5, 5]}]
     assert _from_options([], []) is None
 
 
