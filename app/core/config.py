@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     # Exists while a worker has its model loaded and reaches Redis (its readiness probe).
     WORKER_READY_FILE: Path = Path("/tmp/sam-worker-ready")
 
+    # Batches: POST /batches reads server-side folders only under this one (unset: none,
+    # s3:// prefixes only); jobs a batch keeps submitted and not yet finished, at most.
+    BATCH_INPUT_ROOT: Path | None = None
+    BATCH_MAX_IN_FLIGHT: int = Field(16, ge=1, le=10_000)
+
     # When set, /segment, /jobs and /results require this value in the X-API-Key header.
     API_KEY: SecretStr | None = None
     # Origins allowed by CORS, comma-separated ("*" for any); empty: no CORS headers.

@@ -137,7 +137,7 @@ def _save(job: _Job, request: JobRequest, image: DecodedImage, records: list[Mas
     applied = request.params.applied(settings.MIN_OBJECT_PIXELS, manager.family.parameters)
     prompts = request.prompts
     chosen, skipped = select_objects(records, applied, settings.MAX_OBJECTS, prompts is not None)
-    name = layout.folder_name(job.created, job.id)
+    name = layout.folder_name(job.created, job.id, request.file_name)
     begun = time.perf_counter()
     with job.phase("objects_saved"), ResultFolder(open_storage(settings), name, cancel) as folder:
         objects, unwritten = folder.write_objects(image.rgb, [records[i] for i in chosen])

@@ -5,6 +5,7 @@ import json
 import numpy as np
 from PIL import Image
 
+from app.__main__ import main
 from app.cli.prompt_options import _from_options
 from sam_tiny.scenes import generate_scene
 from tests.cli.test_cli import run_cli
@@ -26,7 +27,7 @@ def test_point_option_cuts_out_the_object_clicked(tmp_path):
     result = run_cli("segment", "scene.png", "--out", "out", "--model", "sam_tiny",
                      "--point", f"{x:g},{y:g}", "--min-object-pixels", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    (folder,) = (tmp_path / "out").glob("[!.]*")
+    (folder,) = (p for p in (tmp_path / "out").glob("[!.]*") if p.is_dir())
     metadata = json.loads((folder / "metadata.json").read_text())
     assert [o["prompt_index"] for o in metadata["objects"]] == [0]
     assert iou(np.asarray(Image.open(folder / metadata["objects"][0]["mask_file"])) > 0, target) >= 0.5
@@ -46,12 +47,13 @@ def test_prompts_file_maps_images_to_prompts_and_bad_prompts_fail_that_image(tmp
     assert "1 of 3 images segmented" in result.stdout
     assert "prompt 0: point [9999, 1] is outside" in result.stdout
     assert "not listed in the --prompts file" in result.stdout
-    (folder,) = (tmp_path / "out").glob("[!.]*")
+    (folder,) = (p for p in (tmp_path / "out").glob("[!.]*") if p.is_dir())
     metadata = json.loads((folder / "metadata.json").read_text())
     assert [o["prompt_index"] for o in metadata["objects"]] == [0, 1]
 
 
-def test_prompts_file_with_point_option_is_a_usage_error(tmp_path):
+def test_prompts_file_with_point_option_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # in this process: a usage error loads no model
     (tmp_path / "p.json").write_text("{}")
-    result = run_cli("segment", "x.png", "--prompts", "p.json", "--point", "1,2", cwd=tmp_path)
-    assert result.returncode == 2 and "not both" in result.stdout
+    assert main(["segment", "x.png", "--prompts", "p.json", "--point", "1,2"]) == 2
+    assert "not both" in capsys.readouterr().out
