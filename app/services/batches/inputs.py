@@ -17,8 +17,9 @@ from pathlib import Path, PurePosixPath
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app.core.config import get_settings
 from app.core.errors import InvalidRequest, StorageError
-from app.services.results.storage.s3 import _CONFIG as S3_CONFIG  # the one S3 timeout rule
+from app.services.results.storage.s3_client import client_config  # the one S3 bounds rule
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 _GLOB_CHARS = set("*?[")
@@ -93,7 +94,7 @@ def _s3_inputs(argument: str) -> list[BatchInput]:
     if not bucket:
         raise _invalid(argument, "no_bucket", "s3:// needs a bucket name")
     prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""  # a prefix is a folder
-    client = boto3.session.Session().client("s3", config=S3_CONFIG)
+    client = boto3.session.Session().client("s3", config=client_config(get_settings()))
     try:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         keys = sorted(o["Key"] for page in pages for o in page.get("Contents", [])

@@ -18,10 +18,10 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from app.core.config import S3Location
+from app.core.config import S3Location, get_settings
 from app.core.errors import StorageError
 from app.schemas.batches import ManifestLine
-from app.services.results.storage.s3 import _CONFIG as S3_CONFIG
+from app.services.results.storage.s3_client import client_config  # the one S3 bounds rule
 
 MANIFEST = "manifest.jsonl"
 S3_FLUSH_S = 5.0
@@ -89,7 +89,7 @@ class _S3Manifest(Manifest):
         self.bucket = folder.bucket
         self.key = f"{folder.prefix}/{MANIFEST}" if folder.prefix else MANIFEST
         self.location = f"s3://{self.bucket}/{self.key}"
-        self._client = boto3.session.Session().client("s3", config=S3_CONFIG)
+        self._client = boto3.session.Session().client("s3", config=client_config(get_settings()))
         self._lock = threading.Lock()
         self._flushed = time.monotonic()
         with self._errors():
