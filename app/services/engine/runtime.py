@@ -14,6 +14,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from torch import Tensor
 
 from app.core.logging import get_logger
+from app.services.engine.attention import attend_by_head_groups
 from app.services.engine.decoder import PointMaskDecoder
 from app.services.engine.precision import CompiledOrEager, PrecisionChoice
 
@@ -33,6 +34,7 @@ class SamRuntime:
         self.precision = precision
         self.batch_size = batch_size
         self.transform = ResizeLongestSide(sam.image_encoder.img_size)
+        attend_by_head_groups(sam.image_encoder)  # same numbers, a fraction of the memory
         self._decoder = PointMaskDecoder(sam)
         self._encode = CompiledOrEager(sam.image_encoder, "image_encoder", compile_model)
         self._decode = CompiledOrEager(self._decoder, "mask_decoder", compile_model)
