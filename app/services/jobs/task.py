@@ -20,11 +20,13 @@ from app.core.errors import BrokerUnavailable
 from app.core.logging import bind_job, get_logger
 from app.schemas import JobRequest
 from app.services.identity import worker_name
-from app.services.jobs.broker import MEAN_JOB_KEY
+from app.services.jobs import claim_check
+from app.services.jobs.broker import MEAN_JOB_KEY, lost_record
 from app.services.jobs.redis_records import RedisJobStore
 from app.services.jobs.tracking import record_outcome, start_fields, tracker
 from app.services.model.manager import ModelManager
 from app.services.pipeline import JobResult, StopSignal, run_job
+from app.services.results.storage import open_storage
 
 log = get_logger(__name__)
 
@@ -66,8 +68,12 @@ _recorded = retry(retry=retry_if_exception_type(BrokerUnavailable), reraise=True
 def _execute(runtime: WorkerRuntime, request: JobRequest, created_at: str) -> None:
     bind_job(request.job_id)
     record = _recorded(runtime.store.get)(request.job_id)
+    storage = open_storage(runtime.settings)
     if record is None or record.final:
         log.info("job_skipped", status=None if record is None else record.status)
+        if record is None:  # the client reads JOB_RECORD_LOST, not a bare 404
+            _recorded(runtime.store.create)(lost_record(request.job_id, created_at))
+        claim_check.release(storage, request.job_id)
         return
     worker = worker_name()
     _recorded(runtime.store.update)(request.job_id, lambda r: start_fields(worker))
@@ -81,6 +87,7 @@ def _execute(runtime: WorkerRuntime, request: JobRequest, created_at: str) -> No
     began = time.monotonic()
     try:
         progress = tracker(runtime.store, request.job_id, worker, stop)
+        request = claim_check.redeem(storage, request)
         result = run_job(request, runtime.manager, runtime.settings, progress, stop,
                          created=datetime.fromisoformat(created_at))
     except Exception as exc:  # noqa: BLE001 - record_outcome turns it into the envelope
@@ -89,6 +96,7 @@ def _execute(runtime: WorkerRuntime, request: JobRequest, created_at: str) -> No
         timer.cancel()
     final = _recorded(record_outcome)(runtime.store, runtime.settings, request.job_id,
                                       result, error)
+    claim_check.release(storage, request.job_id)  # kept until now for a re-delivery
     if final is not None:
         log.info("job_finished", status=final.status)
     _update_mean(runtime.redis, time.monotonic() - began)

@@ -6,31 +6,37 @@ runs (about 2 M parameters, 256-px input), built from segment_anything's own mod
 SAM 2.1 models are transformers' `Sam2Model`, loaded from Meta's own files.
 """
 
+import importlib
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-from segment_anything.build_sam import build_sam_vit_b, build_sam_vit_h, build_sam_vit_l
-from segment_anything.modeling import (
-    ImageEncoderViT,
-    MaskDecoder,
-    PromptEncoder,
-    Sam,
-    TwoWayTransformer,
-)
-
-from app.services.model.sam2_weights import build_sam2
+if TYPE_CHECKING:
+    import torch
+    from segment_anything.modeling import Sam
 
 _OFFICIAL_BASE = "https://dl.fbaipublicfiles.com/segment_anything/"
+_SAM1 = "segment_anything.build_sam"
 _SAM2_BASE = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 # Weights trained by sam_tiny/train.py ship inside the package.
 BUNDLED_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
 
-def build_sam_tiny(checkpoint: str | None = None) -> Sam:
+def _imported(module: str, name: str) -> Callable[..., "torch.nn.Module"]:
+    """A builder imported when it is called: reading this table (Settings, the Celery
+    command line) must not import torch, which takes seconds."""
+    def build(*args, **kwargs) -> "torch.nn.Module":
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+    return build
+
+
+def build_sam_tiny(checkpoint: str | None = None) -> "Sam":
     """SAM with a 6-block, 128-wide ViT encoder on 256-px input and a 128-wide decoder."""
+    import torch
+    from segment_anything.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder, Sam,
+                                           TwoWayTransformer)
+
     image_size, patch_size, prompt_dim = 256, 16, 128
     grid = image_size // patch_size
     sam = Sam(
@@ -76,7 +82,7 @@ def build_sam_tiny(checkpoint: str | None = None) -> Sam:
 class ModelSpec:
     """Everything needed to fetch and build one model type."""
 
-    builder: Callable[[], torch.nn.Module]
+    builder: Callable[[], "torch.nn.Module"]
     checkpoint_name: str
     url: str | None  # None: no official download exists
     # "": none published (SAM 2.1): the first complete download's sha256 is recorded
@@ -89,16 +95,17 @@ class ModelSpec:
 
 def _sam2(size: str, million_parameters: float) -> ModelSpec:
     name = f"sam2.1_hiera_{size}.pt"
+    build_sam2 = _imported("app.services.model.sam2_weights", "build_sam2")
     return ModelSpec(partial(build_sam2, size), name, _SAM2_BASE + name, "",
                      family="sam2.1", million_parameters=million_parameters)
 
 
 MODEL_REGISTRY: dict[str, ModelSpec] = {
-    "vit_h": ModelSpec(build_sam_vit_h, "sam_vit_h_4b8939.pth",
+    "vit_h": ModelSpec(_imported(_SAM1, "build_sam_vit_h"), "sam_vit_h_4b8939.pth",
                        _OFFICIAL_BASE + "sam_vit_h_4b8939.pth", "4b8939", million_parameters=636),
-    "vit_l": ModelSpec(build_sam_vit_l, "sam_vit_l_0b3195.pth",
+    "vit_l": ModelSpec(_imported(_SAM1, "build_sam_vit_l"), "sam_vit_l_0b3195.pth",
                        _OFFICIAL_BASE + "sam_vit_l_0b3195.pth", "0b3195", million_parameters=308),
-    "vit_b": ModelSpec(build_sam_vit_b, "sam_vit_b_01ec64.pth",
+    "vit_b": ModelSpec(_imported(_SAM1, "build_sam_vit_b"), "sam_vit_b_01ec64.pth",
                        _OFFICIAL_BASE + "sam_vit_b_01ec64.pth", "01ec64", million_parameters=91),
     "sam_tiny": ModelSpec(build_sam_tiny, "sam_tiny.pth", None, None, bundled=True),
     "sam2.1_hiera_tiny": _sam2("tiny", 38.9),

@@ -79,14 +79,7 @@ class S3Storage(Storage):
         return name if self._committed(name) else None
 
     def _committed(self, name: str) -> bool:
-        try:
-            with self.errors():
-                self.client.head_object(Bucket=self.bucket, Key=self.key(name, layout.METADATA))
-            return True
-        except StorageError as exc:
-            if _missing(exc):
-                return False
-            raise
+        return self.exists(name, layout.METADATA)
 
     def files(self, name: str) -> list[str]:
         return sorted(obj["Key"].rsplit("/", 1)[1] for obj in self._objects(self.key(name)))
@@ -141,6 +134,28 @@ class S3Storage(Storage):
             return True
         except (BotoCoreError, ClientError):
             return False
+
+    def put(self, folder: str, file: str, data: bytes) -> None:
+        with self.errors():
+            self.client.put_object(Bucket=self.bucket, Key=self.key(folder, file), Body=data)
+
+    def exists(self, folder: str, file: str) -> bool:
+        try:
+            with self.errors():
+                self.client.head_object(Bucket=self.bucket, Key=self.key(folder, file))
+            return True
+        except StorageError as exc:
+            if _missing(exc):
+                return False
+            raise
+
+    def remove(self, folder: str, file: str) -> None:
+        with self.errors():  # S3 answers a missing key's delete with success
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(folder, file))
+
+    def modified(self, folder: str) -> dict[str, float]:
+        return {o["Key"].rsplit("/", 1)[1]: o["LastModified"].timestamp()
+                for o in self._objects(self.key(folder))}
 
     def _objects(self, prefix: str) -> list[dict]:
         with self.errors():
