@@ -23,11 +23,11 @@ def test_jobs_wait_for_a_first_worker_with_their_images_out_of_redis(cluster):
     client = redis.Redis.from_url(cluster.redis.url)
     staging = cluster.results_dir / ".staging"
     with ThreadPoolExecutor(2) as pool:
-        segment = pool.submit(post_image, api.url, BIG, points_per_side="4")
+        segment = pool.submit(post_image, api.url, BIG, timeout=60, points_per_side="4")
         accepted = submit(api.url, BIG, points_per_side="4").json()["job_id"]
         mismatch, missing, lost = (submit(api.url, image_bytes()).json()["job_id"] for _ in range(3))
         eventually(lambda: client.llen(QUEUE) == 5)
-        lost_waiting = pool.submit(post_image, api.url, image_bytes())
+        lost_waiting = pool.submit(post_image, api.url, image_bytes(), timeout=60)
         eventually(lambda: client.llen(QUEUE) == 6)
         entries = client.lrange(QUEUE, 0, -1)
         assert max(len(entry) for entry in entries) < 2048, [len(e) for e in entries]

@@ -145,9 +145,13 @@ class LocalStorage(Storage):
 
     def modified(self, folder: str) -> dict[str, float]:
         # What a crashed `put` left (`.<file>.<pid>...tmp`) is listed too, so it is swept.
-        path = self.root / folder
-        return {f.name: f.stat().st_mtime for f in path.iterdir() if f.is_file()} \
-            if path.is_dir() else {}
+        path, found = self.root / folder, {}
+        for file in path.iterdir() if path.is_dir() else []:
+            try:
+                found[file.name] = file.stat().st_mtime
+            except FileNotFoundError:
+                continue  # removed meanwhile (its job ended)
+        return found
 
     def writable(self) -> bool:
         try:
