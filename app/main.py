@@ -19,9 +19,10 @@ from app import __version__
 from app.core.config import get_settings
 from app.core.errors import HttpError, InvalidRequest, ServiceError
 from app.core.logging import get_logger, log_startup_failure, setup_logger
-from app.routes import health, info, jobs, metrics, results, segment, web
+from app.routes import batches, health, info, jobs, metrics, results, segment, web
 from app.routes.request_metrics import MetricsMiddleware
 from app.routes.upload_limit import UploadLimitMiddleware
+from app.services.batches.service import BatchService
 from app.services.jobs import start_jobs
 from app.services.results.retention import retention_loop
 
@@ -38,6 +39,7 @@ async def lifespan(app: FastAPI):
     except ServiceError as exc:
         log_startup_failure(log, exc)
         raise
+    app.state.batches = BatchService(settings, app.state.jobs)
     # Retention also removes the stale temporaries of crashed jobs, at once and then
     # every RETENTION_INTERVAL_S.
     retention = asyncio.create_task(retention_loop(settings, app.state.jobs.expire_records))
@@ -47,6 +49,7 @@ async def lifespan(app: FastAPI):
     gc.freeze()
     yield
     retention.cancel()
+    await app.state.batches.shutdown()
     # uvicorn has waited for in-flight requests; jobs it cancelled (graceful-shutdown
     # timeout) and background jobs are abandoned and clean up when their thread ends.
     await app.state.jobs.shutdown()
@@ -97,6 +100,7 @@ def create_app() -> FastAPI:
                          redirect_slashes=False, redoc_url=None)
     app.include_router(segment.router)
     app.include_router(jobs.router)
+    app.include_router(batches.router)
     app.include_router(health.router)
     app.include_router(info.router)
     app.include_router(results.router)

@@ -26,7 +26,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=9000, help="port on 127.0.0.1 (default 9000)")
-    parser.add_argument("--bucket", default="sam-results", help="bucket to create (default sam-results)")
+    parser.add_argument("--bucket", default="sam-results",
+                        help="bucket to create (default sam-results)")
     args = parser.parse_args()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()

@@ -40,3 +40,14 @@ def save_meta_checkpoint(model, path: Path) -> Path:
 def make_meta_checkpoint(path: Path, seed: int = 0, tiny_trunk: bool = False) -> Path:
     """Seeded random weights of the real architecture, in Meta's published format."""
     return save_meta_checkpoint(meta_model(tiny_trunk=tiny_trunk, seed=seed), path)
+
+
+if __name__ == "__main__":  # a checkpoint to try SAM 2.1 with where Meta's files cannot be fetched
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write a seeded random SAM 2.1 hiera-tiny "
+                                     "checkpoint in Meta's format (needs `make install-dev`).")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(make_meta_checkpoint(args.out, args.seed))

@@ -1,6 +1,7 @@
 """The CLI's prompt options: --point, --box and --prompts FILE.json.
 
-How options become prompts (one prompt = one cut-out):
+--point and --box are marks, grouped into prompts (one prompt = one cut-out) by the
+server's rule (app.schemas.prompts.MARKS_RULE), as the web page's clicks are:
 - all --point options describe ONE object: `--point 120,80` cuts out the thing
   clicked, `--point 120,80 --point 10,10,0` the same thing but not what is at (10, 10);
 - a single --box joins those points (the object at the points, inside the box);
@@ -14,6 +15,8 @@ Every prompt is validated as the server validates it, per image.
 import argparse
 import json
 from pathlib import Path
+
+from app.schemas.prompts import Marks
 
 
 def add_prompt_options(parser: argparse.ArgumentParser) -> None:
@@ -65,12 +68,6 @@ class PromptSource:
 
 
 def _from_options(points: list[list[float]], boxes: list[list[float]]) -> str | None:
-    prompts: list[dict] = []
-    if points:
-        prompts.append({"points": [p[:2] for p in points],
-                        "labels": [int(p[2]) if len(p) == 3 else 1 for p in points]})
-    if len(boxes) == 1 and prompts:
-        prompts[0]["box"] = boxes[0]
-    else:
-        prompts += [{"box": box} for box in boxes]
-    return json.dumps(prompts) if prompts else None
+    if not points and not boxes:
+        return None
+    return json.dumps(Marks(points=[tuple(p) for p in points], boxes=[tuple(b) for b in boxes]).prompts())

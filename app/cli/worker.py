@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
         log.error("worker_startup_failed", error_code=exc.code, message=exc.message, **exc.details)
         return 1
     client = redis_client(settings)
-    task.configure(task.WorkerRuntime(settings, manager, RedisJobStore(client, settings.results_ttl_s),
-                                      client))
+    store = RedisJobStore(client, settings.results_ttl_s)
+    task.configure(task.WorkerRuntime(settings, manager, store, client))
     celery = make_celery(settings)
     celery.task(name=TASK, ignore_result=True)(task.execute)
     # The pool's thread runs job after job: its log context must not outlive a job.
@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     beat = threading.Thread(target=_heartbeat, daemon=True,
                             args=(client, name, settings.WORKER_READY_FILE, stop))
     beat.start()
+    # Detects any worker's lost job (its own included, were it ever silent) within seconds.
+    from app.services.jobs.liveness import watch
+    threading.Thread(target=watch, daemon=True,
+                     args=(client, store, celery, settings, stop)).start()
     if settings.WORKER_METRICS_PORT:
         from prometheus_client import start_http_server
 

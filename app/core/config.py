@@ -90,10 +90,23 @@ class Settings(BaseSettings):
     # A job whose worker died is delivered again after JOB_TIMEOUT_S plus this margin
     # (the broker's visibility timeout), so a job still running never starts twice.
     REDELIVERY_MARGIN_S: float = Field(60.0, ge=0)
+    # A running job whose worker has not beaten for this long is requeued at once
+    # (status `requeued`, `attempt` + 1), long before the visibility timeout.
+    WORKER_LOST_AFTER_S: float = Field(30.0, gt=0)
+    # The results bucket: per-call connect / read bounds and attempts, so a store that
+    # hangs fails a request in seconds (503 STORAGE_UNAVAILABLE) instead of holding it.
+    STORAGE_CONNECT_TIMEOUT_S: float = Field(2.0, gt=0)
+    STORAGE_READ_TIMEOUT_S: float = Field(5.0, gt=0)
+    STORAGE_ATTEMPTS: int = Field(2, ge=1, le=10)
     # A worker serves its Prometheus metrics on this port (unset: none).
     WORKER_METRICS_PORT: int | None = Field(None, ge=1, le=65535)
     # Exists while a worker has its model loaded and reaches Redis (its readiness probe).
     WORKER_READY_FILE: Path = Path("/tmp/sam-worker-ready")
+
+    # Batches: POST /batches reads server-side folders only under this one (unset: none,
+    # s3:// prefixes only); jobs a batch keeps submitted and not yet finished, at most.
+    BATCH_INPUT_ROOT: Path | None = None
+    BATCH_MAX_IN_FLIGHT: int = Field(16, ge=1, le=10_000)
 
     # When set, /segment, /jobs and /results require this value in the X-API-Key header.
     API_KEY: SecretStr | None = None

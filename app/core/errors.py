@@ -50,6 +50,17 @@ class StorageError(ServiceError):
     code, status = "STORAGE_ERROR", 507
 
 
+class StorageUnavailable(StorageError):
+    """The results store did not answer in time or refused the connection (bounded by
+    STORAGE_CONNECT_TIMEOUT_S, STORAGE_READ_TIMEOUT_S, STORAGE_ATTEMPTS): try again later."""
+
+    code, status = "STORAGE_UNAVAILABLE", 503
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details)
+        self.headers = {"Retry-After": "5"}
+
+
 class NotFound(ServiceError):
     """No such result: unknown job id, unknown file, or a name that is not allowed."""
 

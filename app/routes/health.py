@@ -5,7 +5,8 @@
 - GET /health/ready: embedded mode: the model is loaded and the results folder is
   writable; broker mode: Redis answers and the results storage is writable (workers
   have their own probe, see app.cli.worker). 503 NOT_READY (with `details` saying
-  which) otherwise.
+  which) otherwise. A bucket that hangs reads not writable within 2 s (the probe
+  gets one short attempt, app.services.results.storage.s3).
 """
 
 from fastapi import APIRouter

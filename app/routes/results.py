@@ -15,7 +15,8 @@ from app.services.results.storage import open_storage
 from app.services.results.downloads import job_folder, media_type, result_file, zip_chunks
 
 router = APIRouter(prefix="/results", tags=["results"], dependencies=[RequireApiKey])
-_NOT_FOUND = {status: {"model": ErrorResponse} for status in (401, 404, 507)}
+# 503 STORAGE_UNAVAILABLE: the bucket did not answer within the storage bounds.
+_NOT_FOUND = {status: {"model": ErrorResponse} for status in (401, 404, 503, 507)}
 
 
 @router.get("/{job_id}/archive.zip", response_class=StreamingResponse, responses=_NOT_FOUND)

@@ -11,19 +11,23 @@ from app.routes.deps import JobsDep, RequireApiKey, SettingsDep
 from app.routes.upload_limit import read_image_upload
 from app.schemas import ErrorResponse, GenerationParams, JobRequest, SegmentResponse
 from app.schemas.params import COCO_SEGMENTATION_HELP, CocoSegmentation
+from app.schemas.prompts import MARKS_RULE
 from app.services.intake import job_request
 
 router = APIRouter()
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 422, 500, 502, 503, 504, 507)}
 
 
-_FORM_FIELDS = {"image", "prompts", "coco_segmentation", *GenerationParams.model_fields}
+_FORM_FIELDS = {"image", "prompts", "marks", "coco_segmentation", *GenerationParams.model_fields}
 _WHY_NOT = {"points_per_batch": "not a request parameter: prompts are decoded in batches "
                                 "of the server's DECODE_BATCH_SIZE"}
 
 PROMPTS_HELP = ('JSON list of prompts, one object each: [{"points": [[x, y]], "labels": [1], '
                 '"box": [x0, y0, x1, y1]}] in image pixels after EXIF orientation; '
                 'labels 1 = on the object, 0 = not on it (default all 1)')
+MARKS_HELP = ('Instead of prompts, the marks a person made, ungrouped: {"points": [[x, y, label], '
+              '...], "boxes": [[x0, y0, x1, y1], ...]} (label optional, default 1); the server '
+              'groups them into prompts: ' + MARKS_RULE)
 
 
 async def _only_known_fields(request: Request) -> None:
@@ -43,13 +47,14 @@ async def segment_form(
     settings: SettingsDep,
     _known: Annotated[None, Depends(_only_known_fields)],
     prompts: Annotated[str | None, Form(description=PROMPTS_HELP)] = None,
+    marks: Annotated[str | None, Form(description=MARKS_HELP)] = None,
     coco_segmentation: Annotated[CocoSegmentation, Form(description=COCO_SEGMENTATION_HELP)] = "auto",
 ) -> JobRequest:
     """The job a segmentation form describes (POST /segment and POST /jobs alike):
-    every object in the image, or with `prompts` the objects pointed at."""
+    every object in the image, or with `prompts` (or `marks`) the objects pointed at."""
     data = await read_image_upload(image, settings.max_image_bytes)
     return job_request(data, client_file_name(image.filename), params, prompts, settings,
-                       coco_segmentation)
+                       coco_segmentation, marks)
 
 
 SegmentForm = Annotated[JobRequest, Depends(segment_form)]

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 from app.core.config import Settings
 from app.schemas.metadata import Timings
 from app.schemas.params import RELAXED_PARAMETERS, AppliedParameters
+from app.schemas.prompts import MARKS_RULE
 from app.services.image_processor import ACCEPTED_FORMATS
 
 
@@ -77,6 +78,8 @@ class InfoResponse(BaseModel):
     relaxed_parameters: dict[str, float] = Field(
         default_factory=lambda: dict(RELAXED_PARAMETERS),
         description="Filters to try when the defaults keep no object (small models)")
+    marks_rule: str = Field(MARKS_RULE, description="How the `marks` field's points and "
+                            "boxes are grouped into prompts (one object each)")
 
 
 class HealthResponse(BaseModel):

@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 
 from app.schemas.api import ErrorResponse, SegmentResponse
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# requeued: its worker stopped beating (WORKER_LOST_AFTER_S) and it waits for another.
+JobStatus = Literal["queued", "running", "requeued", "succeeded", "failed", "cancelled"]
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 
@@ -34,6 +35,8 @@ class JobView(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     worker: str | None = Field(None, description="host:pid of the process that ran it")
+    attempt: int = Field(1, ge=1, description="Which run of the job this is: 2 and more "
+                                              "after its worker was lost and it was requeued")
     progress: JobProgress | None = None
     result: SegmentResponse | None = None
     error: ErrorResponse | None = None

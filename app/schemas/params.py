@@ -2,7 +2,7 @@
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from app.schemas.prompts import Prompt
 from app.services.results.layout import new_job_id
@@ -54,7 +54,7 @@ class GenerationParams(BaseModel):
     def applied(self, default_min_object_pixels: int,
                 family_defaults: dict[str, Any] | None = None) -> "AppliedParameters":
         """These parameters with the server's and the model family's defaults filled in,
-        as recorded in metadata (parameters the family does not take stay null)."""
+        as recorded in metadata (parameters the family does not take are left out)."""
         min_pixels = default_min_object_pixels if self.min_object_pixels is None else self.min_object_pixels
         values = self.model_dump()
         for name, default in (family_defaults or {}).items():
@@ -69,9 +69,15 @@ RELAXED_PARAMETERS = {"pred_iou_thresh": 0.5, "stability_score_thresh": 0.8}
 
 
 class AppliedParameters(GenerationParams):
-    """The parameters a job actually ran with."""
+    """The parameters a job actually ran with: those of the model's family, each with
+    its value (the /segment answer and metadata.json never list SAM 2.1's parameters,
+    as null, for a SAM 1 job)."""
 
     min_object_pixels: int
+
+    @model_serializer(mode="wrap")
+    def _taken_only(self, handler):  # unannotated: the published schema stays the fields
+        return {name: value for name, value in handler(self).items() if value is not None}
 
 
 class StagedImage(BaseModel):

@@ -4,6 +4,10 @@ orientation; each prompt yields one object.
 
 `parse_prompts` parses the `prompts` form field and checks it against the image's
 size; app.services.intake calls it for POST /segment, POST /jobs and the CLI alike.
+
+`Marks` is what a person marks on an image (the CLI's --point and --box, the web page's
+clicks and drags); the `marks` form field sends them as they are and the server
+groups them into prompts here, by MARKS_RULE, so no client repeats the rule.
 """
 
 import json
@@ -13,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from app.core.errors import InvalidRequest
 
 FIELD = "prompts"
+MARKS_FIELD = "marks"
+MARKS_RULE = ("All points describe one object (label 1: on it, 0: not on it); a single box "
+              "joins them; several boxes are one object each.")
 
 
 class Prompt(BaseModel):
@@ -50,8 +57,42 @@ class Prompt(BaseModel):
         return None
 
 
-def _invalid(message: str, index: int | None = None) -> InvalidRequest:
-    error = {"field": FIELD, "message": message}
+class Marks(BaseModel):
+    """Points ([x, y] or [x, y, label]) and boxes ([x0, y0, x1, y1]), ungrouped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    points: list[tuple[float, float] | tuple[float, float, int]] = Field(default_factory=list)
+    boxes: list[tuple[float, float, float, float]] = Field(default_factory=list)
+
+    def prompts(self) -> list[dict]:
+        """The prompts these marks make, by MARKS_RULE (JSON-ready, not yet checked)."""
+        grouped: list[dict] = []
+        if self.points:
+            grouped.append({"points": [list(p[:2]) for p in self.points],
+                            "labels": [int(p[2]) if len(p) == 3 else 1 for p in self.points]})
+        if len(self.boxes) == 1 and grouped:
+            grouped[0]["box"] = list(self.boxes[0])
+        else:
+            grouped += [{"box": list(box)} for box in self.boxes]
+        return grouped
+
+
+def prompts_from_marks(raw: str) -> str:
+    """The `marks` form field (JSON) as the `prompts` field it stands for (JSON);
+    raises InvalidRequest (422) naming `marks`."""
+    try:
+        marks = Marks.model_validate_json(raw)
+    except ValidationError as exc:
+        reasons = "; ".join(_reason(e) for e in exc.errors())
+        raise _invalid(reasons, field=MARKS_FIELD) from exc
+    if not marks.points and not marks.boxes:
+        raise _invalid("needs at least one point or box", field=MARKS_FIELD)
+    return json.dumps(marks.prompts())
+
+
+def _invalid(message: str, index: int | None = None, field: str = FIELD) -> InvalidRequest:
+    error = {"field": field, "message": message}
     if index is not None:
         error["prompt_index"] = index
     return InvalidRequest("The request is not valid", {"errors": [error]})

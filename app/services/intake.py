@@ -7,18 +7,24 @@ from app.core.config import Settings
 from app.core.errors import InvalidRequest
 from app.schemas import GenerationParams, JobRequest
 from app.schemas.params import CocoSegmentation
-from app.schemas.prompts import Prompt, parse_prompts
+from app.schemas.prompts import MARKS_FIELD, Prompt, parse_prompts, prompts_from_marks
 from app.services.image_processor import oriented_size
 from app.services.model.families import check_parameters
 
 
 def job_request(image: bytes, file_name: str, params: GenerationParams, prompts: str | None,
-                settings: Settings, coco_segmentation: CocoSegmentation = "auto") -> JobRequest:
+                settings: Settings, coco_segmentation: CocoSegmentation = "auto",
+                marks: str | None = None) -> JobRequest:
     """The job for this upload. Refused here: not an image, an unaccepted format, too
     many pixels (read from the header; data truncated further on fails the job
-    itself), parameters the model's family does not take, and prompts that do not fit
-    the image."""
+    itself), parameters the model's family does not take, and prompts (or marks)
+    that do not fit the image."""
     check_parameters(settings.DEFAULT_MODEL, params.model_fields_set)
+    if marks is not None and marks.strip():
+        if prompts is not None and prompts.strip():
+            raise InvalidRequest("The request is not valid", {"errors": [
+                {"field": MARKS_FIELD, "message": "send prompts or marks, not both"}]})
+        prompts = prompts_from_marks(marks)
     size = oriented_size(image, settings.MAX_IMAGE_PIXELS)
     return JobRequest(image=image, file_name=file_name, params=params,
                       prompts=_checked_prompts(prompts, size, settings, params),

@@ -8,7 +8,6 @@ metadata.json and the HTTP answer carry the same timings. `run_job` is the block
 pipeline; a jobs runner (app.services.jobs) or the CLI calls it off the event loop.
 """
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from app.core.config import Settings
-from app.core.errors import JobAbandoned, ServiceError
+from app.core.errors import ServiceError
 from app.core.logging import bind_job, get_logger, set_phase
 from app.schemas import (AppliedParameters, ImageInfo, JobMetadata, JobRequest, Retry, SkippedMask,
                          Timings)
+from app.services.deadline import StopSignal, stoppable
 from app.services.engine.records import MaskRecord
 from app.services.identity import worker_name
 from app.services.image_processor import DecodedImage, decode_image
@@ -83,28 +83,11 @@ def discard_result(settings: Settings, result: JobResult) -> None:
     log.warning("result_discarded", job_id=result.job_id, output_dir=result.output_dir)
 
 
-class StopSignal(threading.Event):
-    """Set to stop a running job at its next phase boundary or batch of prompts;
-    `reason` (cancelled or timeout) says why, and the JobAbandoned it raises carries it."""
-
-    reason = "cancelled"
-
-    def stop(self, reason: str) -> None:
-        if not self.is_set():
-            self.reason = reason
-        self.set()
-
-
-def _stop_if_abandoned(cancel: StopSignal) -> None:
-    if cancel.is_set():
-        raise JobAbandoned(cancel.reason)
-
-
 def _batch_done(job: _Job, cancel: StopSignal, share: float) -> None:
     """Between batches of prompts: report the share done, and stop a job that was
     cancelled or timed out instead of finishing its (longest) phase."""
     job.progress("masks_generated", share)
-    _stop_if_abandoned(cancel)
+    cancel.check()
 
 
 def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
@@ -128,16 +111,17 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
         manager.model()
     log.info("model_loaded", model_type=manager.model_type, device=manager.device,
              ms=job.ms["model_loaded"])
-    _stop_if_abandoned(cancel)
-    with job.phase("masks_generated"):
+    cancel.check()
+    # stoppable: the generator's post-processing checkpoints obey `cancel` as well
+    with job.phase("masks_generated"), stoppable(cancel):
         records, retries = generate_masks(
             manager, image.rgb, request.params.generator_kwargs(),
             simulate_oom=settings.SIMULATE_CUDA_OOM, prompts=request.prompts,
             on_batch=lambda done, total: _batch_done(job, cancel, done / total))
     log.info("masks_generated", count=len(records), retries=len(retries),
              ms=job.ms["masks_generated"])
-    _stop_if_abandoned(cancel)
-    result = _save(job, request, image, records, retries, manager, settings)
+    cancel.check()
+    result = _save(job, request, image, records, retries, manager, settings, cancel)
     set_phase("completed")
     job.progress("completed", None)
     log.info("completed", ms=result.metadata.timings_ms.completed)
@@ -146,14 +130,16 @@ def run_job(request: JobRequest, manager: ModelManager, settings: Settings,
 
 
 def _save(job: _Job, request: JobRequest, image: DecodedImage, records: list[MaskRecord],
-          retries: list[Retry], manager: ModelManager, settings: Settings) -> JobResult:
-    """The objects_saved phase: choose the objects, write them, commit metadata.json."""
+          retries: list[Retry], manager: ModelManager, settings: Settings,
+          cancel: StopSignal) -> JobResult:
+    """The objects_saved phase: choose the objects, write them, commit metadata.json;
+    `cancel` stops the writing too (a store that hangs never outlives the deadline)."""
     applied = request.params.applied(settings.MIN_OBJECT_PIXELS, manager.family.parameters)
     prompts = request.prompts
     chosen, skipped = select_objects(records, applied, settings.MAX_OBJECTS, prompts is not None)
-    name = layout.folder_name(job.created, job.id)
+    name = layout.folder_name(job.created, job.id, request.file_name)
     begun = time.perf_counter()
-    with job.phase("objects_saved"), ResultFolder(open_storage(settings), name) as folder:
+    with job.phase("objects_saved"), ResultFolder(open_storage(settings), name, cancel) as folder:
         objects, unwritten = folder.write_objects(image.rgb, [records[i] for i in chosen])
         if prompts is not None:  # object i answered prompt chosen[i]
             objects = [o.model_copy(update={"prompt": prompts[chosen[o.index]],

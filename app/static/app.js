@@ -47,7 +47,7 @@ dropzone.addEventListener("drop", (event) => {
 form.addEventListener("input", (event) => event.target.removeAttribute("aria-invalid"));
 
 form.addEventListener("submit", (event) => { event.preventDefault(); segment({}); });
-// Segment everything, or only what `extra.prompts` points at (prompts.js calls window.segment).
+// Segment everything, or only what `extra.marks` point at (prompts.js calls window.segment).
 window.segment = segment;
 async function segment(extra) {
   clearMessages();

@@ -1,7 +1,7 @@
 // Prompted cut-outs: point at the object to cut out instead of segmenting everything.
 // Click = a point on the object, shift-click = a "not this" point, drag = a box.
-// The marks form prompts as the CLI's options do: all points describe one object, a single
-// box joins them, several boxes are one object each. "Cut out" sends them as `prompts`.
+// "Cut out" sends the marks as they are (the `marks` field); the server groups them into
+// prompts by its rule, which the page shows as GET /info states it.
 "use strict";
 
 (() => {
@@ -48,15 +48,12 @@
   const boxFrom = ([ax, ay], [bx, by]) =>
     [Math.min(ax, bx), Math.min(ay, by), Math.max(ax, bx) + 1, Math.max(ay, by) + 1];
 
-  function prompts() {
-    const points = marks.filter((m) => m.kind === "point");
-    const boxes = marks.filter((m) => m.kind === "box").map((m) => m.box);
-    const result = [];
-    if (points.length) result.push({ points: points.map((p) => [p.x, p.y]), labels: points.map((p) => p.label) });
-    if (boxes.length === 1 && result.length) result[0].box = boxes[0];
-    else for (const box of boxes) result.push({ box });
-    return result;
-  }
+  const marksField = () => JSON.stringify({
+    points: marks.filter((m) => m.kind === "point").map((p) => [p.x, p.y, p.label]),
+    boxes: marks.filter((m) => m.kind === "box").map((m) => m.box),
+  });
+  let marksRule = "";
+  rules.then((r) => { marksRule = r.marksRule; draw(); }, () => {});
 
   function draw(pending) {
     svg.setAttribute("viewBox", `0 0 ${image.naturalWidth || 1} ${image.naturalHeight || 1}`);
@@ -76,7 +73,7 @@
     }
     svg.replaceChildren(...shapes);
     $("prompt-count").textContent = marks.length
-      ? `${marks.length} mark${marks.length === 1 ? "" : "s"} · ${prompts().length} object${prompts().length === 1 ? "" : "s"} to cut out`
+      ? `${marks.length} mark${marks.length === 1 ? "" : "s"}. ${marksRule}`
       : "Click the object to cut out · shift-click: not this · drag: a box";
     $("cut-out").disabled = !marks.length;
     $("undo-mark").disabled = $("clear-marks").disabled = !marks.length;
@@ -84,5 +81,5 @@
 
   $("undo-mark").addEventListener("click", () => { marks.pop(); draw(); });
   $("clear-marks").addEventListener("click", () => { marks = []; draw(); });
-  $("cut-out").addEventListener("click", () => window.segment({ prompts: JSON.stringify(prompts()) }));
+  $("cut-out").addEventListener("click", () => window.segment({ marks: marksField() }));
 })();

@@ -1,7 +1,7 @@
 // The server's rules, read once when the page opens, never copied here: the parameter
 // fields (labels, limits) from its OpenAPI schema, the ones the running model's family
-// takes and their defaults, the accepted images, upload limits and relaxed filters from
-// GET /info. `rules` settles to what was read.
+// takes and their defaults, the accepted images, upload limits, relaxed filters and how
+// marks become prompts from GET /info. `rules` settles to what was read.
 "use strict";
 
 let imageFormats = "supported";  // until /info says "PNG, JPEG, WEBP, BMP or TIFF"
@@ -18,7 +18,7 @@ const rules = (async () => {
   const params = Object.fromEntries(Object.entries(all).filter(([name]) => name in info.parameters));
   addParamFields(params, info.parameters);
   describeUploads(info.limits);
-  return { params, limits: info.limits, relaxed: info.relaxed_parameters };
+  return { params, limits: info.limits, relaxed: info.relaxed_parameters, marksRule: info.marks_rule };
 })();
 
 async function getJson(url) {

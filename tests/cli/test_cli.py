@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+from app.__main__ import main
 from tests.conftest import PERMISSIVE, REPO
 from tests.images import image_bytes
 
@@ -18,53 +19,102 @@ def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
                           env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"})
 
 
-def test_segment_writes_a_result_folder_per_image_and_fails_when_one_image_fails(tmp_path, tiny_checkpoint):
+def manifest_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_batch_names_inputs_relative_to_their_argument_resumes_and_forces(tmp_path, tiny_checkpoint,
+                                                                         monkeypatch):
     images = tmp_path / "images"
-    (images / "nested").mkdir(parents=True)
-    (images / "one.png").write_bytes(image_bytes())
-    (images / "nested" / "two.jpg").write_bytes(image_bytes("JPEG"))
+    (images / "sub").mkdir(parents=True)
+    (images / "a.png").write_bytes(image_bytes())
+    (images / "sub" / "a.png").write_bytes(image_bytes())  # the same file name, in a subfolder
     (images / "notes.txt").write_text("not an image, and not picked from a folder")
-    broken = tmp_path / "broken.png"
+    broken = images / "broken.png"
     broken.write_bytes(b"%PDF-1.4 not an image")
+    (tmp_path / "more" / "deep").mkdir(parents=True)
+    (tmp_path / "more" / "deep" / "c d.jpg").write_bytes(image_bytes("JPEG"))
     out = tmp_path / "out"
+    options = ("--out", str(out), "--model", "sam_tiny", "--checkpoint", str(tiny_checkpoint),
+               *PERMISSIVE_OPTIONS)
+    command = ("segment", "images", "more/**/*.jpg", "images/sub/a.png", *options)  # a.png twice: done once
 
-    result = run_cli("segment", str(images), str(broken), "--out", str(out), "--model", "sam_tiny",
-                     "--checkpoint", str(tiny_checkpoint), *PERMISSIVE_OPTIONS, cwd=tmp_path)
+    first = run_cli(*command, cwd=tmp_path)  # the glob quoted: the program expands it
 
-    assert result.returncode == 1, result.stderr
-    assert "2 of 3 images segmented" in result.stdout
-    assert "INVALID_IMAGE (not_an_image)" in result.stdout
-    folders = sorted(out.glob("[!.]*"))
-    assert len(folders) == 2
-    names = set()
-    for folder in folders:
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "3 of 4 images segmented" in first.stdout and "INVALID_IMAGE" in first.stdout
+    lines = {line["input"]: line for line in manifest_lines((out / "manifest.jsonl").read_text())}
+    assert set(lines) == {"a.png", "sub/a.png", "broken.png", "deep/c d.jpg"}
+    assert lines["broken.png"]["status"] == "failed" and lines["broken.png"]["error_code"] == "INVALID_IMAGE"
+    for name in ("a.png", "sub/a.png", "deep/c d.jpg"):
+        line = lines[name]
+        assert line["status"] == "succeeded" and line["objects_count"] >= 1 and line["seconds"] > 0
+        folder = out / line["output_dir"].rpartition("/")[2]
+        assert folder.name.startswith(name.rpartition("/")[2].rsplit(".", 1)[0].replace(" ", "-") + "_2")
+        assert folder.name.endswith(line["job_id"])
         metadata = json.loads((folder / "metadata.json").read_text())
-        names.add(metadata["image"]["file_name"])
         assert metadata["parameters"]["points_per_side"] == 8 and metadata["model_type"] == "sam_tiny"
-        assert (folder / "annotations.json").is_file() and (folder / "overlay.png").is_file()
-    assert names == {"one.png", "two.jpg"}
+    folders = {p.name for p in out.glob("[!.]*") if p.is_dir()}
+    assert len(folders) == 3
+
+    broken.write_bytes(image_bytes())  # fixed: the re-run retries it and skips the rest
+    monkeypatch.chdir(tmp_path)  # the re-runs in this process: no second interpreter start-up
+    assert main(list(command)) == 0
+    rerun = manifest_lines((out / "manifest.jsonl").read_text())[4:]
+    assert sorted((line["input"], line["status"]) for line in rerun) == [
+        ("a.png", "skipped"), ("broken.png", "succeeded"), ("deep/c d.jpg", "skipped"),
+        ("sub/a.png", "skipped")]
+    assert all(line["job_id"] == lines[line["input"]]["job_id"] for line in rerun
+               if line["status"] == "skipped")
+    assert len({p.name for p in out.glob("[!.]*") if p.is_dir()} - folders) == 1  # broken's only
+
+    assert main(["segment", "images/a.png", *options, "--force"]) == 0
+    [redone] = manifest_lines((out / "manifest.jsonl").read_text())[8:]
+    assert redone["input"] == "a.png" and redone["status"] == "succeeded"
+    assert redone["job_id"] != lines["a.png"]["job_id"]
 
 
-def test_segment_exits_zero_when_every_image_succeeds_and_writes_to_a_bucket(
+def test_batch_reads_a_bucket_prefix_and_writes_results_and_manifest_to_a_bucket(
         tmp_path, tiny_checkpoint, s3):
-    image = tmp_path / "[red]scene[x].png"  # brackets are a file name's, never markup
-    image.write_bytes(image_bytes())
-    result = run_cli("segment", str(image), "--out", f"s3://{s3.BUCKET}/cli", "--model", "sam_tiny",
-                     "--checkpoint", str(tiny_checkpoint), *PERMISSIVE_OPTIONS,
-                     "--coco-segmentation", "polygons", cwd=tmp_path)
+    client = s3.client()
+    for key in ("photos/[red]scene[x].png", "photos/sub/[red]scene[x].png"):  # brackets: never markup
+        client.put_object(Bucket=s3.BUCKET, Key=key, Body=image_bytes())
+    client.put_object(Bucket=s3.BUCKET, Key="photos/readme.txt", Body=b"not an image")
+
+    result = run_cli("segment", f"s3://{s3.BUCKET}/photos", "--out", f"s3://{s3.BUCKET}/cli",
+                     "--model", "sam_tiny", "--checkpoint", str(tiny_checkpoint),
+                     *PERMISSIVE_OPTIONS, "--coco-segmentation", "polygons", cwd=tmp_path)
+
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 of 1 images segmented" in result.stdout and "[red]scene[x].png" in result.stdout
+    assert "2 of 2 images segmented" in result.stdout
     assert not (tmp_path / "s3:").exists()  # --out takes RESULTS_DIR's forms, never a folder "s3:"
-    folders = {k.split("/")[1] for k in s3.keys() if not k.startswith("cli/.index/")}
-    assert len(folders) == 1
-    folder = folders.pop()
-    assert f"s3://{s3.BUCKET}/cli/{folder}" in result.stdout
-    body = s3.client().get_object(Bucket=s3.BUCKET, Key=f"cli/{folder}/annotations.json")["Body"]
-    annotations = json.loads(body.read())["annotations"]
-    assert annotations and all(isinstance(a["segmentation"], list) for a in annotations)
+    body = client.get_object(Bucket=s3.BUCKET, Key="cli/manifest.jsonl")["Body"].read().decode()
+    lines = {line["input"]: line for line in manifest_lines(body)}
+    assert set(lines) == {"[red]scene[x].png", "sub/[red]scene[x].png"}
+    for line in lines.values():
+        assert line["status"] == "succeeded"
+        folder = line["output_dir"].removeprefix(f"s3://{s3.BUCKET}/")
+        assert folder.startswith("cli/red-scene-x_") and folder.endswith(line["job_id"])
+        annotations = json.loads(client.get_object(Bucket=s3.BUCKET, Key=f"{folder}/annotations.json")
+                                 ["Body"].read())["annotations"]
+        assert annotations and all(isinstance(a["segmentation"], list) for a in annotations)
 
 
-def test_out_of_range_parameter_is_a_usage_error(tmp_path):
-    result = run_cli("segment", str(tmp_path), "--points-per-side", "0", cwd=tmp_path)
-    assert result.returncode == 2 and "points_per_side" in result.stdout
+def test_inputs_that_are_not_there_are_usage_errors(tmp_path, s3, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # in this process: a usage error loads no model
+    (tmp_path / "empty").mkdir()
+    for argument, says in (("missing.png", "No such file or folder"), ("empty", "No images found"),
+                           ("nowhere/**/*.jpg", "No images found"),
+                           ("s3://no-such-bucket/photos/", "does not exist"),
+                           (f"s3://{s3.BUCKET}/nothing/", "No images found")):
+        status = main(["segment", argument])
+        printed = capsys.readouterr().out
+        assert status == 2 and says in " ".join(printed.split()), (argument, printed)
+    assert not (tmp_path / "results").exists()
+
+
+def test_out_of_range_parameter_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["segment", str(tmp_path), "--points-per-side", "0"]) == 2
+    assert "points_per_side" in capsys.readouterr().out
     assert not (tmp_path / "results").exists()

@@ -145,3 +145,18 @@ def test_prompted_and_automatic_requests_run_side_by_side(trained_server, scene)
     folder = trained_server.results_dir / Path(answers["automatic"].json()["output_dir"]).name
     metadata = json.loads((folder / "metadata.json").read_text())
     assert all(o["prompt"] is None and o["prompt_index"] is None for o in metadata["objects"])
+
+
+def test_marks_are_grouped_by_the_server_and_exclude_prompts(trained_server, scene):
+    """The web page sends its clicks as `marks`; they cut out what the prompts they make do."""
+    image, masks = encode(scene[0]), scene[1]
+    marks = {"points": [list(interior_point(masks[0])), [1, 1, 0]]}
+    by_marks = requests.post(trained_server.url + "/segment", files={"image": ("scene.png", image)},
+                             data={"marks": json.dumps(marks), "min_object_pixels": "0"}, timeout=120)
+    assert by_marks.status_code == 200, by_marks.text
+    (obj,) = requests.get(trained_server.url + by_marks.json()["urls"]["metadata"]).json()["objects"]
+    assert obj["prompt"]["points"] == [marks["points"][0], [1, 1]] and obj["prompt"]["labels"] == [1, 0]
+    both = requests.post(trained_server.url + "/segment", files={"image": ("scene.png", image)},
+                         data={"marks": json.dumps(marks), "prompts": '[{"points": [[1, 1]]}]'},
+                         timeout=120)
+    assert both.status_code == 422 and both.json()["details"]["errors"][0]["field"] == "marks"

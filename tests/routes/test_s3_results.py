@@ -35,14 +35,15 @@ def test_segment_writes_to_the_bucket_and_results_stream_from_it(start_server, s
                     404, "NOT_FOUND")
 
 
-def test_store_gone_mid_job_fails_with_storage_error_and_leaves_nothing(start_server, s3):
+def test_store_gone_mid_job_fails_with_storage_unavailable_and_leaves_nothing(start_server, s3):
     server = start_server(RESULTS_DIR=f"s3://{s3.BUCKET}/team")
     job_id = submit(server.url, image_bytes("PNG", 320, 240), points_per_side="40").json()["job_id"]
     wait_for(server.url, job_id, {"running"}, timeout=30)
     s3.stop()
     state = wait_for(server.url, job_id, timeout=120)
     assert state["status"] == "failed", state
-    assert state["error"]["error_code"] == "STORAGE_ERROR"
+    assert state["error"]["error_code"] == "STORAGE_UNAVAILABLE"
+    assert s3.endpoint.removeprefix("http://") not in str(state["error"])  # only in the log
     ready = requests.get(server.url + "/health/ready", timeout=30)
     assert_envelope(ready, 503, "NOT_READY")
     s3.start()

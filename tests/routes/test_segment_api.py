@@ -30,7 +30,7 @@ def test_image_upload_writes_every_listed_file(api, server, fmt):
     assert response.status == 200, response.text()
     body = response.json()
     assert body["success"] is True and body["objects_count"] >= 1
-    assert body["output_dir"].startswith("results/")
+    assert body["output_dir"].startswith("results/upload_")  # the folder starts with the upload's stem
     files = body["files"]
     listed = [files["overlay"], files["metadata"], *files["masks"], *files["objects"]]
     assert len(files["masks"]) == len(files["objects"]) == body["objects_count"]

@@ -11,10 +11,6 @@ import pytest
 
 from tests.conftest import REPO, LiveServer, stop_process
 
-# Short bounds so a lost job comes back within seconds: visibility timeout = 20 s, and
-# a re-run on a busy 2-core machine still finishes within JOB_TIMEOUT_S.
-FAST_REDELIVERY = {"JOB_TIMEOUT_S": "20", "REDELIVERY_MARGIN_S": "0"}
-
 
 class Worker:
     """`python -m app worker` in a child process."""

@@ -25,7 +25,8 @@ def test_jobs_wait_for_a_first_worker_with_their_images_out_of_redis(cluster):
     with ThreadPoolExecutor(2) as pool:
         segment = pool.submit(post_image, api.url, BIG, timeout=60, points_per_side="4")
         accepted = submit(api.url, BIG, points_per_side="4").json()["job_id"]
-        mismatch, missing, lost = (submit(api.url, image_bytes()).json()["job_id"] for _ in range(3))
+        mismatch, missing, lost = (submit(api.url, image_bytes()).json()["job_id"]
+                                   for _ in range(3))
         eventually(lambda: client.llen(QUEUE) == 5)
         lost_waiting = pool.submit(post_image, api.url, image_bytes(), timeout=60)
         eventually(lambda: client.llen(QUEUE) == 6)
@@ -48,7 +49,8 @@ def test_jobs_wait_for_a_first_worker_with_their_images_out_of_redis(cluster):
     assert wait_for(api.url, accepted)["status"] == "succeeded"
     for job_id, reason in ((mismatch, "hash_mismatch"), (missing, "missing")):
         state = wait_for(api.url, job_id)
-        assert state["status"] == "failed" and state["error"]["error_code"] == "STAGED_IMAGE_UNUSABLE"
+        assert state["status"] == "failed"
+        assert state["error"]["error_code"] == "STAGED_IMAGE_UNUSABLE"
         assert state["error"]["details"] == {"reason": reason, "key": f".staging/{job_id}"}
     # Delivered without a record, a job is recorded as lost instead of vanishing.
     for job_id in (lost, segment_lost):

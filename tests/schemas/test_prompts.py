@@ -6,7 +6,7 @@ import pytest
 
 from app.core.errors import InvalidRequest
 from app.schemas import JobRequest
-from app.schemas.prompts import Prompt, parse_prompts
+from app.schemas.prompts import Prompt, parse_prompts, prompts_from_marks
 
 SIZE = (200, 100)  # width, height
 
@@ -65,3 +65,21 @@ def test_job_request_with_prompts_survives_a_json_round_trip():
     job = JobRequest(image=b"\x89PNG", prompts=[Prompt(points=[(1, 2)], labels=[0]),
                                                  Prompt(box=(0, 0, 5, 5))])
     assert JobRequest.model_validate_json(job.model_dump_json()) == job
+
+
+def test_marks_are_grouped_by_the_one_rule_the_cli_and_the_page_share():
+    grouped = lambda marks: json.loads(prompts_from_marks(json.dumps(marks)))  # noqa: E731
+    assert grouped({"points": [[1, 2], [3, 4, 0]]}) == [{"points": [[1, 2], [3, 4]], "labels": [1, 0]}]
+    assert grouped({"points": [[1, 2]], "boxes": [[0, 0, 5, 5]]}) == [
+        {"points": [[1, 2]], "labels": [1], "box": [0, 0, 5, 5]}]  # a single box joins the points
+    assert grouped({"points": [[1, 2]], "boxes": [[0, 0, 5, 5], [1, 1, 6, 6]]}) == [
+        {"points": [[1, 2]], "labels": [1]}, {"box": [0, 0, 5, 5]}, {"box": [1, 1, 6, 6]}]
+
+
+@pytest.mark.parametrize("raw", ['{}', '{"points": []}', '[[1, 2]]', '{"points": [[1]]}',
+                                 '{"boxes": [[1, 2, 3]]}', '{"point": [[1, 2]]}', 'not json'])
+def test_bad_marks_are_refused_naming_the_marks_field(raw):
+    with pytest.raises(InvalidRequest) as caught:
+        prompts_from_marks(raw)
+    (error,) = caught.value.details["errors"]
+    assert error["field"] == "marks" and caught.value.status == 422

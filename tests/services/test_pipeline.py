@@ -38,6 +38,7 @@ def test_metadata_records_phases_parameters_and_objects(settings, manager):
     assert {"width": 160, "height": 120, "format": "PNG", "mode": "RGB"}.items() <= metadata["image"].items()
     assert metadata["model_type"] == "sam_tiny" and metadata["device"] == "cpu"
     assert metadata["parameters"]["points_per_side"] == 8
+    assert not {"mask_threshold", "multimask_output", "use_m2m"} & set(metadata["parameters"])  # SAM 2.1 only
     assert len(metadata["objects"]) >= 1
     first = metadata["objects"][0]
     assert {"index", "bbox", "area", "predicted_iou", "stability_score", "point_coords",

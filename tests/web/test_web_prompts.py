@@ -54,6 +54,8 @@ def test_clicking_an_object_and_cut_out_shows_that_object(page, trained):
     click_image_at(page, 3, 3)
     page.click("#undo-mark")
     expect(page.locator("#prompt-marks .mark.positive")).to_have_count(1)
+    rule = requests.get(trained.url + "/info").json()["marks_rule"]
+    expect(page.locator("#prompt-count")).to_have_text(f"1 mark. {rule}")  # the server's rule, as it states it
 
     body = finished_job(page, trained, "#cut-out")
     assert body["objects_count"] == 1

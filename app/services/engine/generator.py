@@ -14,45 +14,27 @@ and upsamples to full size only the kept masks, only where each can lie
 (`upsampling.region_mask`): its cost barely grows with megapixels.
 """
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
-from segment_anything.utils.amg import (
-    MaskData, batch_iterator, batched_mask_to_box, box_xyxy_to_xywh,
-    build_all_layer_point_grids, calculate_stability_score, generate_crop_boxes,
-    is_box_near_crop_edge, uncrop_boxes_xyxy, uncrop_points)
+from segment_anything.utils.amg import (MaskData, batch_iterator, batched_mask_to_box,
+                                        box_xyxy_to_xywh, calculate_stability_score,
+                                        is_box_near_crop_edge)
 from torch import Tensor
-from torchvision.ops.boxes import batched_nms, box_area
 
-from app.services.engine.postprocess import remove_small_regions_and_duplicates
+from app.services.deadline import checkpoint
+from app.services.engine.crop_loop import CropLoop, DecodeBatch
 from app.services.engine.records import MaskRecord, encode_rle_region
 from app.services.engine.runtime import SamRuntime
 from app.services.engine.upsampling import (chunk_size, fast_boxes, full_logits,
                                             region_mask, trim_to_mask, working_boxes,
                                             working_logits)
 
-BatchProgress = Callable[[int, int], None]
-
-
-class _BatchCounter:
-    """Counts decoded batches and reports them as (done, total)."""
-
-    def __init__(self, total: int, report: BatchProgress | None) -> None:
-        self.done, self.total, self.report = 0, total, report
-
-    def advance(self) -> None:
-        self.done += 1
-        if self.report is not None:
-            self.report(self.done, self.total)
-
-
 # Full-size temporaries (logits, comparisons) held at once: 16 masks at 1 MP, one at
 # a time on a 24 MP photo, so peak memory stays flat as images grow.
 _MEMORY_BUDGET = 256 * 2**20
 
 
-class MaskEngine:
+class MaskEngine(CropLoop):
     """Takes the keyword arguments of `SamAutomaticMaskGenerator` (same defaults), except
     `points_per_batch` (prompts are decoded in the runtime's fixed batch size) and
     `output_mode` (records always carry compressed RLE)."""
@@ -65,71 +47,29 @@ class MaskEngine:
                  crop_n_points_downscale_factor: int = 1,
                  point_grids: list[np.ndarray] | None = None, min_mask_region_area: int = 0,
                  ) -> None:
-        if (points_per_side is None) == (point_grids is None):
-            raise ValueError("Exactly one of points_per_side or point_grids must be given.")
+        super().__init__(runtime.batch_size, points_per_side, point_grids, box_nms_thresh,
+                         crop_n_layers, crop_nms_thresh, crop_overlap_ratio,
+                         crop_n_points_downscale_factor, min_mask_region_area)
         self.runtime = runtime
-        self.point_grids = point_grids or build_all_layer_point_grids(
-            points_per_side, crop_n_layers, crop_n_points_downscale_factor)
         self.pred_iou_thresh = pred_iou_thresh
         self.stability_score_thresh = stability_score_thresh
         self.stability_score_offset = stability_score_offset
-        self.box_nms_thresh = box_nms_thresh
-        self.crop_n_layers = crop_n_layers
-        self.crop_nms_thresh = crop_nms_thresh
-        self.crop_overlap_ratio = crop_overlap_ratio
-        self.min_mask_region_area = min_mask_region_area
         self.mask_threshold = runtime.sam.mask_threshold
         self.fast = runtime.precision.mode == "fast"
         self.side = runtime.sam.image_encoder.img_size
 
-    @torch.inference_mode()
-    def generate(self, image: np.ndarray, on_batch: BatchProgress | None = None,
-                 ) -> list[MaskRecord]:
-        """Masks for an HWC uint8 RGB image, one record per mask, in stock order.
-        `on_batch(done, total)` is called after each decoded batch of point prompts."""
-        orig_size = image.shape[:2]
-        crop_boxes, layer_idxs = generate_crop_boxes(
-            orig_size, self.crop_n_layers, self.crop_overlap_ratio)
-        batches = sum(-(-len(self.point_grids[layer]) // self.runtime.batch_size) for layer in layer_idxs)
-        self._progress = _BatchCounter(batches, on_batch)
-        data, crops = MaskData(), []
-        for crop_box, layer_idx in zip(crop_boxes, layer_idxs):
-            data.cat(self._process_crop(image, crop_box, layer_idx, len(crops), crops))
-        if len(crop_boxes) > 1:  # duplicates between crops: prefer masks from smaller crops
-            scores = 1 / box_area(data["crop_boxes"])
-            keep = batched_nms(data["boxes"].float(), scores.to(data["boxes"].device),
-                               torch.zeros(len(data["boxes"])), self.crop_nms_thresh)
-            data.filter(keep)
-        records = self._records(data, crops, orig_size)
-        if self.min_mask_region_area > 0:
-            records = remove_small_regions_and_duplicates(
-                records, self.min_mask_region_area,
-                max(self.box_nms_thresh, self.crop_nms_thresh))
-        return records
-
-    def _process_crop(self, image: np.ndarray, crop_box: list[int], layer_idx: int,
-                      crop_idx: int, crops: list) -> MaskData:
-        x0, y0, x1, y1 = crop_box
-        cropped = image[y0:y1, x0:x1, :]
+    def _embed_crop(self, cropped: np.ndarray, crop_box: list[int],
+                    orig_size: tuple[int, ...]) -> tuple[tuple, DecodeBatch]:
         crop_size = cropped.shape[:2]
         state, input_size = self.runtime.embed(cropped)
-        crops.append((crop_box, input_size, crop_size))
-        points_for_image = self.point_grids[layer_idx] * np.array(crop_size)[None, ::-1]
-        data = MaskData()
-        for (points,) in batch_iterator(self.runtime.batch_size, points_for_image):
-            low_res, iou = self.runtime.decode(state, points, crop_size, min_iou=(
-                self.pred_iou_thresh if self.pred_iou_thresh > 0.0 else None))
-            data.cat(self._filter_batch(low_res, iou, points, crops[-1], image.shape[:2]))
-            self._progress.advance()
-        del state
-        keep = batched_nms(data["boxes"].float(), data["iou_preds"],
-                           torch.zeros(len(data["boxes"])), self.box_nms_thresh)
-        data.filter(keep)
-        data["boxes"] = uncrop_boxes_xyxy(data["boxes"], crop_box)
-        data["points"] = uncrop_points(data["points"], crop_box)
-        data["crop_boxes"] = torch.tensor(crop_box).repeat(len(data["boxes"]), 1)  # (n, 4), n may be 0
-        data["crop_idx"] = torch.full((len(data["boxes"]),), crop_idx)
-        return data
+        crop = (crop_box, input_size, crop_size)
+        min_iou = self.pred_iou_thresh if self.pred_iou_thresh > 0.0 else None
+
+        def decode(points: np.ndarray) -> MaskData:
+            low_res, iou = self.runtime.decode(state, points, crop_size, min_iou=min_iou)
+            return self._filter_batch(low_res, iou, points, crop, orig_size)
+
+        return crop, decode
 
     def _filter_batch(self, low_res: Tensor, iou: Tensor, points: np.ndarray, crop: tuple,
                       orig_size: tuple[int, ...]) -> MaskData:
@@ -181,6 +121,7 @@ class MaskEngine:
             upsampled = input_size if self.fast else crop_size
             per_chunk = chunk_size(np.prod(upsampled), _MEMORY_BUDGET)
             for (chunk,) in batch_iterator(per_chunk, idx):
+                checkpoint()  # a job past its deadline stops here too
                 regions = self._regions(data["low_res"][chunk], input_size, crop_size)
                 for i, (region, top, left) in zip(chunk, regions):
                     top, left = top + crop_box[1], left + crop_box[0]

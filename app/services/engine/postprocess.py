@@ -7,6 +7,7 @@ import torch
 from segment_anything.utils.amg import batched_mask_to_box, remove_small_regions
 from torchvision.ops.boxes import batched_nms
 
+from app.services.deadline import checkpoint
 from app.services.engine.records import MaskRecord, encode_rle
 
 
@@ -19,6 +20,7 @@ def remove_small_regions_and_duplicates(records: list[MaskRecord], min_area: int
         return records
     cleaned, boxes, scores = [], [], []
     for record in records:
+        checkpoint()  # thousands of candidates: a job past its deadline stops here
         mask = record.mask()
         mask, changed_holes = remove_small_regions(mask, min_area, mode="holes")
         mask, changed_islands = remove_small_regions(mask, min_area, mode="islands")

@@ -59,8 +59,8 @@ class MaskRecord:
     crop_box: list[int]  # x, y, w, h of the image crop it came from
 
     def mask(self) -> np.ndarray:
-        """The mask as an H x W boolean array."""
-        return mask_utils.decode(self.rle).astype(bool)
+        """The mask as an H x W boolean array (row-major, as OpenCV and slicing want it)."""
+        return np.ascontiguousarray(mask_utils.decode(self.rle), dtype=bool)
 
     @property
     def bbox(self) -> list[int]:

@@ -24,6 +24,7 @@ from app.schemas import JobRequest, SegmentResponse
 from app.schemas.jobs import JobRecord
 from app.services.jobs import IsDisconnected, ModelState, claim_check
 from app.services.jobs.celery_app import CONNECT_TIMEOUT_S, QUEUE, SOCKET_TIMEOUT_S, TASK, make_celery
+from app.services.jobs.liveness import requeue_if_lost
 from app.services.jobs.records import failure, now
 from app.services.jobs.redis_records import RedisJobStore, broker_errors
 from app.services.metrics import render_metrics, set_broker_state
@@ -121,6 +122,10 @@ class BrokerJobs:
         record = self.store.get(job_id)
         if record is None and claim_check.is_staged(self.storage, job_id):
             raise JobRecordLost(job_id)  # accepted (its image waits), but its record is gone
+        # The front detects a lost worker too, so a job shows `requeued` with no other worker.
+        if record is not None and record.status == "running" and requeue_if_lost(
+                self.redis, self.store, self.celery, job_id, self.settings.WORKER_LOST_AFTER_S):
+            record = self.store.get(job_id)
         return record
 
     async def cancel(self, job_id: str) -> JobRecord | None:
@@ -146,7 +151,7 @@ class BrokerJobs:
                 raise ClientDisconnected("The client disconnected while its job was queued")
             else:
                 await asyncio.sleep(_POLL_S)
-                record = await asyncio.to_thread(self.store.get, request.job_id)
+                record = await asyncio.to_thread(self.get, request.job_id)
             if record is None:
                 raise JobRecordLost(request.job_id)
         if record.result is not None:
@@ -174,9 +179,8 @@ class BrokerJobs:
         record = JobRecord(job_id=request.job_id, status="queued", created_at=now())
         self.store.create(record)
         try:
-            # A small entry: None fields are their defaults, left out; argsrepr (the
-            # arguments as Celery's events and monitors show them) names the image
-            # instead of repeating the request, which would double the entry.
+            # A small entry: None fields are defaults (left out); argsrepr, what Celery's
+            # monitors show of the arguments, names the image instead of the request.
             self.celery.send_task(TASK, args=[request.model_dump_json(exclude_none=True),
                                               record.created_at.isoformat()],
                                   argsrepr=repr([request.file_name[:100]]),

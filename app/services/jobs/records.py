@@ -32,7 +32,6 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-
 def failure(exc: ServiceError) -> dict:
     """A failed job's record fields: the usual envelope and its HTTP status."""
     return {"status": "failed", "error": exc.envelope(), "error_status": exc.status}
@@ -57,9 +56,12 @@ class JobStore(ABC):
     def update(self, job_id: str, change: Change) -> JobRecord | None:
         """Apply `change` atomically unless the record is final; the record after it."""
 
-    def finish(self, job_id: str, **fields) -> JobRecord | None:
-        """Move a job to a final status (unless it already has one) with `fields`."""
-        return self.update(job_id, lambda r: {"finished_at": now(), **fields})
+    def finish(self, job_id: str, attempt: int | None = None, **fields) -> JobRecord | None:
+        """Move a job to a final status (unless it already has one) with `fields`;
+        with `attempt`, only while the record is still that run of the job (a worker
+        judged lost must not overwrite the run that replaced it)."""
+        return self.update(job_id, lambda r: {} if attempt not in (None, r.attempt) else {
+            "finished_at": now(), **fields})
 
 
 class DiskJobStore(JobStore):

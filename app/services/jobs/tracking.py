@@ -55,11 +55,17 @@ def tracker(store: JobStore, job_id: str, worker: str, stop: StopSignal | None =
 
 
 def record_outcome(store: JobStore, settings: Settings, job_id: str,
-                   result: JobResult | None, error: BaseException | None) -> JobRecord | None:
+                   result: JobResult | None, error: BaseException | None,
+                   attempt: int | None = None) -> JobRecord | None:
     """Write the job's final status: its answer, or the error as the usual envelope.
     A record already final (cancelled meanwhile) stays as it is, and then a result
-    written meanwhile is removed, so a cancelled job leaves nothing behind."""
-    final = store.finish(job_id, **_outcome(settings, result, error))
+    written meanwhile is removed, so a cancelled job leaves nothing behind. With
+    `attempt` (workers), a record that moved on to a later run is left to that run,
+    folder included (both runs write the same folder name)."""
+    final = store.finish(job_id, attempt, **_outcome(settings, result, error))
+    if final is not None and attempt is not None and final.attempt != attempt:
+        log.warning("job_outcome_superseded", attempt=attempt, current_attempt=final.attempt)
+        return None
     if result is not None and (final is None or final.status != "succeeded"):
         discard_result(settings, result)
     if final is not None:

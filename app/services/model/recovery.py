@@ -17,7 +17,7 @@ from app.core.errors import JobAbandoned, SegmentationFailed, ServiceError
 from app.core.logging import get_logger
 from app.schemas import Retry
 from app.schemas.prompts import Prompt
-from app.services.engine.generator import BatchProgress
+from app.services.engine.interface import BatchProgress
 from app.services.engine.records import MaskRecord
 from app.services.model.manager import ModelManager
 

@@ -2,80 +2,41 @@
 prefix. How each family loads and generates lives in `families.py`.
 
 `sam_tiny` is a SAM-architecture model small enough for tests and offline smoke
-runs (about 2 M parameters, 256-px input), built from segment_anything's own modules.
-SAM 2.1 models are transformers' `Sam2Model`, loaded from Meta's own files.
+runs (`sam_tiny_model.py`). SAM 2.1 models are transformers' `Sam2Model`, loaded from
+Meta's own files.
+
+Builders are imported when a model is built, not with the registry: settings, the CLI's
+--help, a broker-mode front and `celery inspect` read the registry without importing
+torch (seconds, and hundreds of MB, they do not need).
 """
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
-    from segment_anything.modeling import Sam
 
 _OFFICIAL_BASE = "https://dl.fbaipublicfiles.com/segment_anything/"
-_SAM1 = "segment_anything.build_sam"
 _SAM2_BASE = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 # Weights trained by sam_tiny/train.py ship inside the package.
 BUNDLED_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
 
-def _imported(module: str, name: str) -> Callable[..., "torch.nn.Module"]:
-    """A builder imported when it is called: reading this table (Settings, the Celery
-    command line) must not import torch, which takes seconds."""
-    def build(*args, **kwargs) -> "torch.nn.Module":
+def _builder(module: str, name: str) -> Callable[..., "torch.nn.Module"]:
+    """`module.name`, imported on the first call."""
+    def build(*args: Any, **kwargs: Any) -> "torch.nn.Module":
         return getattr(importlib.import_module(module), name)(*args, **kwargs)
+    build.__name__ = name
     return build
 
 
-def build_sam_tiny(checkpoint: str | None = None) -> "Sam":
-    """SAM with a 6-block, 128-wide ViT encoder on 256-px input and a 128-wide decoder."""
-    import torch
-    from segment_anything.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder, Sam,
-                                           TwoWayTransformer)
-
-    image_size, patch_size, prompt_dim = 256, 16, 128
-    grid = image_size // patch_size
-    sam = Sam(
-        image_encoder=ImageEncoderViT(
-            img_size=image_size,
-            patch_size=patch_size,
-            embed_dim=128,
-            depth=6,
-            num_heads=4,
-            mlp_ratio=4,
-            out_chans=prompt_dim,
-            qkv_bias=True,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            use_rel_pos=True,
-            window_size=8,
-            global_attn_indexes=(2, 5),
-        ),
-        prompt_encoder=PromptEncoder(
-            embed_dim=prompt_dim,
-            image_embedding_size=(grid, grid),
-            input_image_size=(image_size, image_size),
-            mask_in_chans=16,
-        ),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(
-                depth=2, embedding_dim=prompt_dim, mlp_dim=512, num_heads=4
-            ),
-            transformer_dim=prompt_dim,
-            iou_head_depth=3,
-            iou_head_hidden_dim=128,
-        ),
-        pixel_mean=[123.675, 116.28, 103.53],
-        pixel_std=[58.395, 57.12, 57.375],
-    )
-    sam.eval()
-    if checkpoint is not None:
-        sam.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-    return sam
+build_sam_tiny = _builder("app.services.model.sam_tiny_model", "build_sam_tiny")
+build_sam2 = _builder("app.services.model.sam2_weights", "build_sam2")
+_SAM1 = "segment_anything.build_sam"
 
 
 @dataclass(frozen=True)
@@ -95,17 +56,16 @@ class ModelSpec:
 
 def _sam2(size: str, million_parameters: float) -> ModelSpec:
     name = f"sam2.1_hiera_{size}.pt"
-    build_sam2 = _imported("app.services.model.sam2_weights", "build_sam2")
     return ModelSpec(partial(build_sam2, size), name, _SAM2_BASE + name, "",
                      family="sam2.1", million_parameters=million_parameters)
 
 
 MODEL_REGISTRY: dict[str, ModelSpec] = {
-    "vit_h": ModelSpec(_imported(_SAM1, "build_sam_vit_h"), "sam_vit_h_4b8939.pth",
+    "vit_h": ModelSpec(_builder(_SAM1, "build_sam_vit_h"), "sam_vit_h_4b8939.pth",
                        _OFFICIAL_BASE + "sam_vit_h_4b8939.pth", "4b8939", million_parameters=636),
-    "vit_l": ModelSpec(_imported(_SAM1, "build_sam_vit_l"), "sam_vit_l_0b3195.pth",
+    "vit_l": ModelSpec(_builder(_SAM1, "build_sam_vit_l"), "sam_vit_l_0b3195.pth",
                        _OFFICIAL_BASE + "sam_vit_l_0b3195.pth", "0b3195", million_parameters=308),
-    "vit_b": ModelSpec(_imported(_SAM1, "build_sam_vit_b"), "sam_vit_b_01ec64.pth",
+    "vit_b": ModelSpec(_builder(_SAM1, "build_sam_vit_b"), "sam_vit_b_01ec64.pth",
                        _OFFICIAL_BASE + "sam_vit_b_01ec64.pth", "01ec64", million_parameters=91),
     "sam_tiny": ModelSpec(build_sam_tiny, "sam_tiny.pth", None, None, bundled=True),
     "sam2.1_hiera_tiny": _sam2("tiny", 38.9),

@@ -35,7 +35,7 @@ def mask_to_polygons(mask: np.ndarray) -> list[list[int]]:
     Vertices lie on pixel edges (a pixel at (x, y) spans x..x+1), the convention
     pycocotools rasterises, so a region without holes decodes to exactly its pixels.
     Holes are not represented (COCO polygons cannot express them)."""
-    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))  # a view: no full-size copy
     if not w:
         return []
     # Each pixel as a 2x2 block: the contour of the blocks' boundary pixels, mapped back

@@ -67,7 +67,8 @@ def test_a_staged_image_is_redeemed_checked_and_released(storage):
     assert not claim_check.is_staged(storage, queued.job_id)
     with pytest.raises(StagedImageUnusable) as missing:
         claim_check.redeem(storage, queued)
-    assert missing.value.code == "STAGED_IMAGE_UNUSABLE" and missing.value.details["reason"] == "missing"
+    assert missing.value.code == "STAGED_IMAGE_UNUSABLE"
+    assert missing.value.details["reason"] == "missing"
     # one image is left (`other`'s); it goes only once older than the grace period
     assert claim_check.sweep(storage, 3600, time.time()) == 0
     assert claim_check.sweep(storage, 3600, time.time() + 3601 + 5) == 1

@@ -15,12 +15,11 @@ import torch
 import torch.nn.functional as F
 from segment_anything.utils.amg import (
     MaskData, batch_iterator, batched_mask_to_box, box_xyxy_to_xywh,
-    build_all_layer_point_grids, calculate_stability_score, generate_crop_boxes,
-    is_box_near_crop_edge, uncrop_boxes_xyxy, uncrop_points)
+    calculate_stability_score, is_box_near_crop_edge)
 from torch import Tensor
-from torchvision.ops.boxes import batched_nms, box_area
 
-from app.services.engine.postprocess import remove_small_regions_and_duplicates
+from app.services.deadline import checkpoint
+from app.services.engine.crop_loop import CropLoop, DecodeBatch
 from app.services.engine.records import MaskRecord, encode_rle_region
 from app.services.engine.sam2.holes import fill_holes_and_specks
 from app.services.engine.sam2.runtime import Sam2Features, Sam2Runtime
@@ -29,7 +28,7 @@ from app.services.engine.upsampling import chunk_size, trim_to_mask
 _MEMORY_BUDGET = 256 * 2**20  # full-size temporaries held at once, as the SAM 1 engine
 
 
-class Sam2MaskEngine:
+class Sam2MaskEngine(CropLoop):
     """Takes `SAM2AutomaticMaskGenerator`'s keyword arguments and defaults, except
     `points_per_batch` (the runtime's batch size) and `output_mode` (records carry RLE)."""
 
@@ -41,77 +40,34 @@ class Sam2MaskEngine:
                  crop_n_points_downscale_factor: int = 1,
                  point_grids: list[np.ndarray] | None = None, min_mask_region_area: int = 0,
                  use_m2m: bool = False, multimask_output: bool = True) -> None:
-        if (points_per_side is None) == (point_grids is None):
-            raise ValueError("Exactly one of points_per_side or point_grids must be given.")
+        super().__init__(runtime.batch_size, points_per_side, point_grids, box_nms_thresh,
+                         crop_n_layers, crop_nms_thresh, crop_overlap_ratio,
+                         crop_n_points_downscale_factor, min_mask_region_area)
         self.runtime = runtime
-        self.point_grids = point_grids or build_all_layer_point_grids(
-            points_per_side, crop_n_layers, crop_n_points_downscale_factor)
         self.pred_iou_thresh = pred_iou_thresh
         self.stability_score_thresh = stability_score_thresh
         self.stability_score_offset = stability_score_offset
         self.mask_threshold = mask_threshold
-        self.box_nms_thresh = box_nms_thresh
-        self.crop_n_layers = crop_n_layers
-        self.crop_nms_thresh = crop_nms_thresh
-        self.crop_overlap_ratio = crop_overlap_ratio
-        self.min_mask_region_area = min_mask_region_area
         self.use_m2m = use_m2m
         self.multimask_output = multimask_output
 
-    @torch.inference_mode()
-    def generate(self, image: np.ndarray, on_batch=None) -> list[MaskRecord]:
-        """Masks for an HWC uint8 RGB image, one record per mask, in Meta's order.
-        `on_batch(done, total)` is called after each decoded batch of point prompts."""
-        orig_size = image.shape[:2]
-        crop_boxes, layer_idxs = generate_crop_boxes(orig_size, self.crop_n_layers,
-                                                     self.crop_overlap_ratio)
-        batch = self.runtime.batch_size
-        self._done, self._report = 0, on_batch
-        self._total = sum(-(-len(self.point_grids[layer]) // batch) for layer in layer_idxs)
-        data, crops = MaskData(), []
-        for crop_box, layer_idx in zip(crop_boxes, layer_idxs):
-            data.cat(self._process_crop(image, crop_box, layer_idx, len(crops), crops))
-        if len(crop_boxes) > 1:  # duplicates between crops: prefer masks from smaller crops
-            scores = 1 / box_area(data["crop_boxes"])
-            keep = batched_nms(data["boxes"].float(), scores.to(data["boxes"].device),
-                               torch.zeros(len(data["boxes"])), self.crop_nms_thresh)
-            data.filter(keep)
-        records = self._records(data, crops, orig_size)
-        if self.min_mask_region_area > 0:
-            records = remove_small_regions_and_duplicates(
-                records, self.min_mask_region_area,
-                max(self.box_nms_thresh, self.crop_nms_thresh))
-        return records
+    def _embed_crop(self, cropped: np.ndarray, crop_box: list[int],
+                    orig_size: tuple[int, ...]) -> tuple[tuple, DecodeBatch]:
+        crop_size = cropped.shape[:2]
+        features = self.runtime.embed(cropped)
+        # The rearranged decoder (same masks, less work) serves the multimask grid.
+        state = self.runtime.point_state(features) if self.multimask_output else None
+
+        def decode(points: np.ndarray) -> MaskData:
+            return self._process_batch(features, state, points, crop_box, crop_size, orig_size)
+
+        return (crop_box, crop_size), decode
 
     def _full_logits(self, low_res: Tensor, crop_size: tuple[int, int]) -> Tensor:
         """Meta's `postprocess_masks`: (n,256,256) -> (n, crop_h, crop_w) logits."""
         low_res = fill_holes_and_specks(low_res, self.mask_threshold, self.min_mask_region_area)
         return F.interpolate(low_res[:, None], crop_size, mode="bilinear",
                              align_corners=False)[:, 0]
-
-    def _process_crop(self, image: np.ndarray, crop_box: list[int], layer_idx: int,
-                      crop_idx: int, crops: list) -> MaskData:
-        x0, y0, x1, y1 = crop_box
-        cropped = image[y0:y1, x0:x1, :]
-        crop_size = cropped.shape[:2]
-        features = self.runtime.embed(cropped)
-        self._state = self.runtime.point_state(features) if self.multimask_output else None
-        crops.append((crop_box, crop_size))
-        points_for_image = self.point_grids[layer_idx] * np.array(crop_size)[None, ::-1]
-        data = MaskData()
-        for (points,) in batch_iterator(self.runtime.batch_size, points_for_image):
-            data.cat(self._process_batch(features, points, crop_box, crop_size, image.shape[:2]))
-            self._done += 1
-            if self._report is not None:
-                self._report(self._done, self._total)
-        keep = batched_nms(data["boxes"].float(), data["iou_preds"],
-                           torch.zeros(len(data["boxes"])), self.box_nms_thresh)
-        data.filter(keep)
-        data["boxes"] = uncrop_boxes_xyxy(data["boxes"], crop_box)
-        data["points"] = uncrop_points(data["points"], crop_box)
-        data["crop_boxes"] = torch.tensor(crop_box).repeat(len(data["boxes"]), 1)  # (n, 4), n may be 0
-        data["crop_idx"] = torch.full((len(data["boxes"]),), crop_idx)
-        return data
 
     def _decode_points(self, features: Sam2Features, points: np.ndarray,
                        crop_size: tuple[int, int], mask_input: Tensor | None,
@@ -120,12 +76,13 @@ class Sam2MaskEngine:
         labels = torch.ones(coords.shape[:2], dtype=torch.int, device=coords.device)
         return self.runtime.decode(features, coords, labels, None, mask_input, multimask)
 
-    def _process_batch(self, features: Sam2Features, points: np.ndarray, crop_box: list[int],
-                       crop_size: tuple[int, int], orig_size: tuple[int, ...]) -> MaskData:
+    def _process_batch(self, features: Sam2Features, state, points: np.ndarray,
+                       crop_box: list[int], crop_size: tuple[int, int],
+                       orig_size: tuple[int, ...]) -> MaskData:
         """Meta's `_process_batch`, with the IoU filter moved before the upsampling."""
-        if self._state is not None:  # the rearranged decoder: same masks, less work
+        if state is not None:
             coords = self.runtime.to_input_frame(points, crop_size)
-            low_res, iou = self.runtime.decode_points(features, self._state, coords)
+            low_res, iou = self.runtime.decode_points(features, state, coords)
         else:
             low_res, iou = self._decode_points(features, points, crop_size, None, False)
         k = low_res.shape[1]
@@ -166,6 +123,7 @@ class Sam2MaskEngine:
         for crop_idx, (crop_box, crop_size) in enumerate(crops):
             idx = torch.nonzero(data["crop_idx"] == crop_idx).flatten().tolist()
             for (chunk,) in batch_iterator(chunk_size(np.prod(crop_size), _MEMORY_BUDGET), idx):
+                checkpoint()  # a job past its deadline stops here too
                 binary = self._full_logits(data["low_res"][chunk], crop_size) > self.mask_threshold
                 for i, one in zip(chunk, binary.cpu().numpy()):
                     region, top, left = trim_to_mask(one)

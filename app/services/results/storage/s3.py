@@ -4,49 +4,50 @@ Keys are `<prefix>/<folder>/<file>`, and `<prefix>/.index/<job_id>` (put at `beg
 holds the name of the job's folder. An object store has no rename, so every file is
 put first and metadata.json last: its presence is the commit marker. Endpoint and
 credentials come from boto3's standard variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION). Timeouts and retries are bounded, so a
-store that went away fails a job with STORAGE_ERROR instead of hanging it.
+AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION). Every call is bounded (STORAGE_CONNECT_TIMEOUT_S,
+STORAGE_READ_TIMEOUT_S, STORAGE_ATTEMPTS), so a store that hangs or went away answers
+503 STORAGE_UNAVAILABLE in seconds instead of holding a request or a job; the
+readiness probe (`writable`) gets one short attempt. botocore's error texts name the
+endpoint URL, an internal address: they are logged in full, and a client is told
+only what failed.
 """
 
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.handlers import add_expect_header
 
-from app.core.config import S3Location
+from app.core.config import S3Location, Settings, get_settings
 from app.core.errors import StorageError
 from app.services.results import layout
 from app.services.results.storage import FolderInfo, FolderWriter, Storage, log
+from app.services.results.storage.s3_client import (PROBE_CONFIG, client_config, missing_key,
+                                                     store_errors)
 
-_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"})
 _CHUNK = 256 * 1024
 
 
 class S3Storage(Storage):
-    def __init__(self, location: S3Location) -> None:
+    def __init__(self, location: S3Location, settings: Settings | None = None) -> None:
         self.location = location
         self.bucket = location.bucket
         self._prefix = f"{location.prefix}/" if location.prefix else ""
+        self._config = client_config(settings or get_settings())
         self._local = threading.local()  # boto3 clients are thread-safe; sessions are not
 
     @property
     def client(self):
         if not hasattr(self._local, "client"):
-            self._local.client = boto3.session.Session().client("s3", config=_CONFIG)
+            self._local.client = boto3.session.Session().client("s3", config=self._config)
         return self._local.client
 
-    @contextmanager
-    def errors(self) -> Iterator[None]:
-        try:
-            yield
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"Could not reach the results store {self.location}: {exc}",
-                               {"results_dir": str(self.location), "reason": str(exc)}) from exc
+    def errors(self) -> AbstractContextManager[None]:
+        return store_errors(self.location)
 
     def key(self, name: str, file: str = "") -> str:
         return f"{self._prefix}{name}/{file}"
@@ -127,12 +128,13 @@ class S3Storage(Storage):
                                         "reason": first.get("Code", "unknown")})
 
     def writable(self) -> bool:
-        probe = f"{self._prefix}.probe-{uuid.uuid4()}"
+        probe, client = f"{self._prefix}.probe-{uuid.uuid4()}", self._probe_client()
         try:
-            self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"ok")
-            self.client.delete_object(Bucket=self.bucket, Key=probe)
+            client.put_object(Bucket=self.bucket, Key=probe, Body=b"ok")
+            client.delete_object(Bucket=self.bucket, Key=probe)
             return True
-        except (BotoCoreError, ClientError):
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("storage_not_writable", error=str(exc))
             return False
 
     def put(self, folder: str, file: str, data: bytes) -> None:
@@ -142,8 +144,7 @@ class S3Storage(Storage):
     def exists(self, folder: str, file: str) -> bool:
         try:
             with self.errors():
-                self.client.head_object(Bucket=self.bucket, Key=self.key(folder, file))
-            return True
+                return bool(self.client.head_object(Bucket=self.bucket, Key=self.key(folder, file)))
         except StorageError as exc:
             if _missing(exc):
                 return False
@@ -157,6 +158,14 @@ class S3Storage(Storage):
         return {o["Key"].rsplit("/", 1)[1]: o["LastModified"].timestamp()
                 for o in self._objects(self.key(folder))}
 
+    def _probe_client(self):
+        if not hasattr(self._local, "probe"):
+            probe = boto3.session.Session().client("s3", config=PROBE_CONFIG)
+            # Expect: 100-continue waits a second for a store that never answers.
+            probe.meta.events.unregister("before-call.s3", add_expect_header)
+            self._local.probe = probe
+        return self._local.probe
+
     def _objects(self, prefix: str) -> list[dict]:
         with self.errors():
             pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -166,8 +175,7 @@ class S3Storage(Storage):
 
 def _missing(exc: StorageError) -> bool:
     """The store answered that the key does not exist (not: the store is unreachable)."""
-    cause = exc.__cause__
-    return isinstance(cause, ClientError) and cause.response["Error"]["Code"] in ("NoSuchKey", "404")
+    return missing_key(exc.__cause__)
 
 
 class _S3Writer(FolderWriter):
