@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make run    set up .venv with the runtime pins and start the server
 #   make test   set up .venv with the test pins too and run the whole suite
+#   make s3     a local S3 for development (moto, in memory) with the results bucket made
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,13 +13,20 @@ CHROMIUM := /usr/bin/chromium
 REDIS_SERVER := /usr/bin/redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-dev browser redis sam-tiny-weights
+.PHONY: run test s3 install install-dev browser redis sam-tiny-weights
 
 run: install
 	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT)
 
 test: install-dev browser redis
 	$(PY) -m pytest
+
+# moto's S3 server on 127.0.0.1:$(S3_PORT) with bucket $(S3_BUCKET), until Ctrl-C; it prints
+# the settings for the API and the workers (scripts/local_s3.py --help).
+S3_PORT ?= 9000
+S3_BUCKET ?= sam-results
+s3: install-dev
+	$(PY) scripts/local_s3.py --port $(S3_PORT) --bucket $(S3_BUCKET)
 
 # Retrain the bundled sam_tiny weights from scratch, both phases (about 56 min on 2 cores;
 # docs/sam_tiny.md). Phase 1 goes to a scratch file; phase 2 writes app/weights/sam_tiny.pth.

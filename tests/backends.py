@@ -47,13 +47,24 @@ class Backend:
 
 
 class RedisServer(Backend):
-    def __init__(self, workdir: Path) -> None:
+    """`aof=True`: persistence as the README's broker setup runs it (append-only file,
+    fsync every second), kept in `workdir` across `restart()`."""
+
+    def __init__(self, workdir: Path, aof: bool = False) -> None:
         super().__init__(workdir, "redis")
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.aof = aof
 
     def command(self) -> list[str]:
+        persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.aof \
+            else ["--appendonly", "no"]
         return ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
+                "--save", "", *persistence, "--dir", str(self.workdir)]
+
+    def restart(self) -> None:
+        """Killed (SIGKILL, as a crash) and started again on the same port and data dir."""
+        self.stop()
+        self.start()
 
     def answers(self) -> bool:
         import redis

@@ -36,6 +36,14 @@ def wait_for(url: str, job_id: str, statuses=FINAL, timeout: float = 120) -> dic
     raise TimeoutError(f"job {job_id} still {state['status']} after {timeout}s: {state}")
 
 
+def eventually(condition, timeout_s: float = 30) -> None:
+    """Poll `condition` until it holds (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
 def logged(log: str, event: str, job_id: str) -> bool:
     """Whether a JSON log holds `event` for the job."""
     lines = (json.loads(line) for line in log.splitlines() if line.startswith("{"))

@@ -1,9 +1,10 @@
 """`python -m app worker`: run broker-mode jobs on this machine (one per GPU).
 
 Needs BROKER_URL (and the same RESULTS_DIR as the API). Loads the model once with
-the server's `prepare_model`, then takes one job at a time from Redis in a solo pool
-(no fork after CUDA was initialised). Start one worker per GPU (`DEVICE=cuda`,
-`CUDA_VISIBLE_DEVICES=<n>`) or one per CPU machine.
+the server's `prepare_model`, then takes one job at a time from Redis in a pool of
+one thread (no fork after CUDA was initialised; the main loop still answers
+`celery -A app.services.jobs.celery_app inspect active` while a job runs). Start one
+worker per GPU (`DEVICE=cuda`, `CUDA_VISIBLE_DEVICES=<n>`) or one per CPU machine.
 
 Readiness: every 10 s, once its model is loaded, the worker records a beat (its
 host:pid in the `sam:workers` sorted set, the API's `workers seen`); WORKER_READY_FILE
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from app.core.config import get_settings
 from app.core.errors import ServiceError
-from app.core.logging import get_logger, setup_logger
+from app.core.logging import clear_job, get_logger, setup_logger
 
 log = get_logger(__name__)
 
@@ -38,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         print("python -m app worker needs BROKER_URL=redis://host:port/db", file=sys.stderr)
         return 2
     # Imported here: torch takes seconds to import, and --help should not wait.
+    from celery.signals import task_postrun
+
     from app.services.identity import worker_name
     from app.services.jobs import task
     from app.services.jobs.broker import WORKERS_KEY, redis_client
@@ -55,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     task.configure(task.WorkerRuntime(settings, manager, store, client))
     celery = make_celery(settings)
     celery.task(name=TASK, ignore_result=True)(task.execute)
+    # The pool's thread runs job after job: its log context must not outlive a job.
+    task_postrun.connect(lambda **_: clear_job(), weak=False)
     name = worker_name()
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, daemon=True,
@@ -71,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     log.info("worker_ready", worker=name, model_type=manager.model_type, device=manager.device,
              queue=QUEUE, visibility_timeout_s=settings.visibility_timeout_s)
     try:
-        celery.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--hostname={name}",
+        # The pool as celery_app configures it (the command line would default to prefork).
+        celery.worker_main(["worker", f"--pool={celery.conf.worker_pool}",
+                            f"--concurrency={celery.conf.worker_concurrency}", f"--hostname={name}",
                             "--without-gossip", "--without-mingle", "-Q", QUEUE,
                             f"--loglevel={settings.LOG_LEVEL}"])
     finally:

@@ -140,6 +140,28 @@ class JobRecordUnreadable(ServiceError):
     code, status = "JOB_RECORD_UNREADABLE", 500
 
 
+class JobRecordLost(ServiceError):
+    """Broker mode: the job was accepted, but Redis no longer has its record (restarted
+    without persistence, evicted, or expired before a worker took the job)."""
+
+    code, status = "JOB_RECORD_LOST", 500
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__("The job was accepted, but the broker (Redis) lost its record: "
+                         "restarted without persistence (AOF), evicted or expired it; submit "
+                         "the job again", {"job_id": job_id})
+
+
+class StagedImageUnusable(ServiceError):
+    """Broker mode: a queued job's image, kept in the results storage until a worker
+    takes the job, is gone (`reason` missing) or not what was uploaded (hash_mismatch)."""
+
+    code, status = "STAGED_IMAGE_UNUSABLE", 500
+
+    def __init__(self, reason: str, message: str, **details: Any) -> None:
+        super().__init__(message, {"reason": reason, **details})
+
+
 class JobAbandoned(Exception):
     """Not an answer: raised inside a job's thread once the job was cancelled or timed
     out (`reason`: cancelled or timeout), to stop it at the next phase or batch."""

@@ -99,5 +99,11 @@ def bind_job(job_id: str) -> None:
     structlog.contextvars.bind_contextvars(job_id=job_id, phase="received")
 
 
+def clear_job() -> None:
+    """End a job's log context, so that later records of this thread (a worker's next
+    task, Celery's own lines included) never carry its job_id."""
+    structlog.contextvars.clear_contextvars()
+
+
 def set_phase(phase: str) -> None:
     structlog.contextvars.bind_contextvars(phase=phase)

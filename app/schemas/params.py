@@ -80,10 +80,19 @@ class AppliedParameters(GenerationParams):
         return {name: value for name, value in handler(self).items() if value is not None}
 
 
+class StagedImage(BaseModel):
+    """Broker mode's claim check: where a queued job's image waits in the results storage
+    (`key`, relative to RESULTS_DIR) and the sha256 a worker checks it against."""
+
+    key: str
+    sha256: str
+
+
 class JobRequest(BaseModel):
     """Everything one segmentation job needs from its client: the typed record a route
     (or the CLI, or a queue) hands to the pipeline. It survives a JSON round trip
-    (`model_dump_json` / `model_validate_json`; the image travels as base64)."""
+    (`model_dump_json` / `model_validate_json`; the image travels as base64, or, in
+    broker mode's queue, stays behind in storage: `staged_image`, with `image` empty)."""
 
     model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
@@ -93,3 +102,4 @@ class JobRequest(BaseModel):
     params: GenerationParams = Field(default_factory=GenerationParams)
     prompts: list[Prompt] | None = Field(None, description="Cut out these objects only (one per prompt)")
     coco_segmentation: CocoSegmentation = Field("auto", description=COCO_SEGMENTATION_HELP)
+    staged_image: StagedImage | None = None

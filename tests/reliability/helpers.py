@@ -35,11 +35,13 @@ def assert_envelope(response: requests.Response, status: int, code: str) -> dict
 
 
 def leftovers(results_dir: Path) -> list[str]:
-    """Temporary or incomplete folders in the results folder (`.jobs` holds job records),
-    and index entries (`.index/<job_id>`) naming no finished folder."""
+    """Temporary or incomplete folders in the results folder (`.jobs` holds job records,
+    `.staging` queued images), and index entries (`.index/<job_id>`) naming no finished
+    folder."""
     if not results_dir.is_dir():
         return []
-    found = [p.name for p in results_dir.iterdir() if p.name not in (".jobs", ".index") and (
+    kept = (".jobs", ".index", ".staging")
+    found = [p.name for p in results_dir.iterdir() if p.name not in kept and (
         p.name.startswith(".tmp-") or (p.is_dir() and not (p / "metadata.json").is_file()))]
     index = results_dir / ".index"
     entries = sorted(index.iterdir()) if index.is_dir() else []

@@ -1,31 +1,35 @@
 """Broker mode (BROKER_URL set): this process is a thin front; Celery workers run jobs.
 
-POST /jobs and POST /segment record the job in Redis, then enqueue a Celery task
-carrying the JobRequest (JSON, the image as base64). /segment then waits for the
-record to reach a final status. The queue and the records live in Redis, so an API
-restart loses nothing; any API replica can answer for any job.
+POST /jobs and POST /segment store the image in the results storage (the claim check,
+`claim_check.py`), record the job in Redis, then enqueue a Celery task carrying the
+JobRequest (JSON, with the image's key and sha256 instead of its bytes). /segment then
+waits for the record to reach a final status. The queue and the records live in Redis,
+so an API restart loses nothing; any API replica can answer for any job. A job whose
+record Redis lost answers JOB_RECORD_LOST wherever that can be known (its image still
+waits, or a waiting /segment sees the record vanish), never a bare 404.
 """
 
 import asyncio
 import math
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import redis
 
 from app.core.config import Settings
-from app.core.errors import (BrokerUnavailable, ClientDisconnected, JobFailed, NotFound,
-                             SegmentationTimeout, ServerBusy)
+from app.core.errors import (BrokerUnavailable, ClientDisconnected, JobFailed, JobRecordLost,
+                             SegmentationTimeout, ServerBusy, ServiceError)
 from app.core.logging import get_logger
 from app.schemas import JobRequest, SegmentResponse
 from app.schemas.jobs import JobRecord
-from app.services.jobs import IsDisconnected, ModelState
+from app.services.jobs import IsDisconnected, ModelState, claim_check
 from app.services.jobs.celery_app import CONNECT_TIMEOUT_S, QUEUE, SOCKET_TIMEOUT_S, TASK, make_celery
 from app.services.jobs.liveness import requeue_if_lost
 from app.services.jobs.records import failure, now
 from app.services.jobs.redis_records import RedisJobStore, broker_errors
 from app.services.metrics import render_metrics, set_broker_state
 from app.services.results.retention import results_writable
+from app.services.results.storage import open_storage
 
 log = get_logger(__name__)
 # Live workers: one member per worker (host:pid) scored with the time of its last
@@ -46,6 +50,12 @@ def beat(client: redis.Redis, worker: str) -> None:
         pipe.execute()
 
 
+def lost_record(job_id: str, created_at: str) -> JobRecord:
+    """What a worker records for a delivered job that has no record any more."""
+    return JobRecord(job_id=job_id, created_at=datetime.fromisoformat(created_at),
+                     finished_at=now(), **failure(JobRecordLost(job_id)))
+
+
 def redis_client(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(settings.BROKER_URL, socket_timeout=SOCKET_TIMEOUT_S,
                                 socket_connect_timeout=CONNECT_TIMEOUT_S)
@@ -57,6 +67,7 @@ class BrokerJobs:
         self.redis = redis_client(settings)
         self.store = RedisJobStore(self.redis, settings.results_ttl_s)
         self.celery = make_celery(settings)
+        self.storage = open_storage(settings)
 
     def state(self) -> dict[str, int]:
         """Queue depth and live workers, read from Redis (BrokerUnavailable if it is gone)."""
@@ -93,7 +104,13 @@ class BrokerJobs:
         return render_metrics(None)
 
     def expire_records(self) -> int:
-        return 0  # Redis expires them itself (each record has a TTL)
+        """Redis expires the records itself (each has a TTL); the images of jobs that no
+        record can send a worker to any more (what a front that died between storing
+        and queueing left) go here, once older than that TTL."""
+        removed = claim_check.sweep(self.storage, self.store.ttl_s, time.time())
+        if removed:
+            log.info("staged_images_expired", removed=removed)
+        return 0
 
     async def shutdown(self) -> None:
         pass  # nothing runs here: queued and running jobs belong to Redis and the workers
@@ -103,6 +120,8 @@ class BrokerJobs:
 
     def get(self, job_id: str) -> JobRecord | None:
         record = self.store.get(job_id)
+        if record is None and claim_check.is_staged(self.storage, job_id):
+            raise JobRecordLost(job_id)  # accepted (its image waits), but its record is gone
         # The front detects a lost worker too, so a job shows `requeued` with no other worker.
         if record is not None and record.status == "running" and requeue_if_lost(
                 self.redis, self.store, self.celery, job_id, self.settings.WORKER_LOST_AFTER_S):
@@ -134,7 +153,7 @@ class BrokerJobs:
                 await asyncio.sleep(_POLL_S)
                 record = await asyncio.to_thread(self.get, request.job_id)
             if record is None:
-                raise NotFound("The job record expired", {"job_id": request.job_id})
+                raise JobRecordLost(request.job_id)
         if record.result is not None:
             return record.result
         error = record.error
@@ -147,18 +166,30 @@ class BrokerJobs:
         if state["queue_depth"] >= max(self.settings.MAX_QUEUED_JOBS, 1):
             raise ServerBusy("The job queue is full", self._retry_after_s(state),
                              queued=state["queue_depth"], workers=state["workers"])
+        queued = claim_check.stage(self.storage, request)  # StorageError: nothing queued
+        try:
+            record = self._enqueue(queued)
+        except ServiceError:
+            claim_check.release(self.storage, request.job_id)
+            raise
+        log.info("job_enqueued", job_id=request.job_id, queue_depth=state["queue_depth"] + 1)
+        return record
+
+    def _enqueue(self, request: JobRequest) -> JobRecord:
         record = JobRecord(job_id=request.job_id, status="queued", created_at=now())
         self.store.create(record)
         try:
-            self.celery.send_task(TASK, args=[request.model_dump_json(),
+            # A small entry: None fields are defaults (left out); argsrepr, what Celery's
+            # monitors show of the arguments, names the image instead of the request.
+            self.celery.send_task(TASK, args=[request.model_dump_json(exclude_none=True),
                                               record.created_at.isoformat()],
+                                  argsrepr=repr([request.file_name[:100]]),
                                   task_id=request.job_id, queue=QUEUE, retry=True)
         except Exception as exc:  # noqa: BLE001 - kombu raises many kinds; all mean "not queued"
             error = broker_errors(exc)
             self.store.finish(record.job_id, status="failed", error=error.envelope(),
                               error_status=error.status)
             raise error from exc
-        log.info("job_enqueued", job_id=request.job_id, queue_depth=state["queue_depth"] + 1)
         return record
 
     def _retry_after_s(self, state: dict[str, int]) -> int:

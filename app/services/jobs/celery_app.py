@@ -5,14 +5,19 @@
 - Redis' `visibility_timeout` = JOB_TIMEOUT_S + REDELIVERY_MARGIN_S: an unacknowledged
   job goes back to the queue after that long, never while it may still be running
   (a running job is abandoned at JOB_TIMEOUT_S).
-- `worker_prefetch_multiplier=1` with a solo pool of one: each worker holds exactly
-  the job it runs, so a burst spreads over every worker, and nothing forks after
-  CUDA was initialised.
+- `worker_prefetch_multiplier=1` with a pool of one thread: each worker holds exactly
+  the job it runs, so a burst spreads over every worker. A thread, not a fork: nothing
+  forks after CUDA was initialised; not the solo pool: the job runs beside the main
+  loop, which still answers control commands (`celery inspect`) while a job runs.
+
+`celery -A app.services.jobs.celery_app inspect active` (or `ping`, `stats`) reaches
+the workers of this environment's BROKER_URL: the module's `celery` attribute is made
+from the settings when the celery command loads it, without importing torch.
 """
 
 from celery import Celery
 
-from app.core.config import Settings
+from app.core.config import Settings, get_settings
 
 QUEUE = "sam-jobs"
 TASK = "sam.segment"
@@ -32,7 +37,7 @@ def make_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         worker_prefetch_multiplier=1,
         worker_concurrency=1,
-        worker_pool="solo",
+        worker_pool="threads",
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_connection_retry_on_startup=True,
@@ -47,3 +52,11 @@ def make_celery(settings: Settings) -> Celery:
                                    "interval_step": 0.5, "interval_max": 1},
     )
     return app
+
+
+def __getattr__(name: str) -> Celery:
+    # Made on first access, not at import: the front and the worker make their own from
+    # the settings they were given; only the celery command line reads this one.
+    if name == "celery":
+        return make_celery(get_settings())
+    raise AttributeError(name)

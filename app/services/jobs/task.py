@@ -23,12 +23,14 @@ from app.core.errors import BrokerUnavailable
 from app.core.logging import bind_job, get_logger
 from app.schemas import JobRequest
 from app.services.identity import worker_name
-from app.services.jobs.broker import MEAN_JOB_KEY
+from app.services.jobs import claim_check
+from app.services.jobs.broker import MEAN_JOB_KEY, lost_record
 from app.services.jobs.liveness import Delivery, JobBeat, beat_interval_s
 from app.services.jobs.redis_records import RedisJobStore
 from app.services.jobs.tracking import record_outcome, start_fields, tracker
 from app.services.model.manager import ModelManager
 from app.services.pipeline import JobResult, StopSignal, run_job
+from app.services.results.storage import open_storage
 
 log = get_logger(__name__)
 
@@ -72,9 +74,14 @@ def _execute(runtime: WorkerRuntime, delivery: Delivery) -> None:
     request, attempt = JobRequest.model_validate_json(delivery.request_json), delivery.attempt
     bind_job(request.job_id)
     record = _recorded(runtime.store.get)(request.job_id)
+    storage = open_storage(runtime.settings)
     if record is None or record.final or attempt < record.attempt:
         log.info("job_skipped", status=None if record is None else record.status,
                  attempt=attempt, current_attempt=None if record is None else record.attempt)
+        if record is None:  # the client reads JOB_RECORD_LOST, not a bare 404
+            _recorded(runtime.store.create)(lost_record(request.job_id, delivery.created_at))
+        if record is None or record.final:  # not for a stale attempt: a newer one needs it
+            claim_check.release(storage, request.job_id)
         return
     worker = worker_name()
     _recorded(runtime.store.update)(request.job_id, lambda r: {} if r.attempt > attempt else {
@@ -93,6 +100,7 @@ def _execute(runtime: WorkerRuntime, delivery: Delivery) -> None:
         timer.start()
         try:
             progress = tracker(runtime.store, request.job_id, worker, stop)
+            request = claim_check.redeem(storage, request)
             result = run_job(request, runtime.manager, runtime.settings, progress, stop,
                              created=datetime.fromisoformat(delivery.created_at))
         except Exception as exc:  # noqa: BLE001 - record_outcome turns it into the envelope
@@ -101,7 +109,8 @@ def _execute(runtime: WorkerRuntime, delivery: Delivery) -> None:
             timer.cancel()
         final = _recorded(record_outcome)(runtime.store, runtime.settings, request.job_id,
                                           result, error, attempt)
-    if final is not None:
+    if final is not None:  # the job ended: its image was kept until now for a re-delivery
+        claim_check.release(storage, request.job_id)
         log.info("job_finished", status=final.status)
     _update_mean(runtime.redis, time.monotonic() - began)
 

@@ -7,6 +7,7 @@ A folder is written as `.tmp-<name>` and renamed when complete; `metadata.json` 
 always the last file written (on an object store, where there is no rename, it is the
 commit marker). `archive.zip` is never stored: it is made while it is downloaded.
 `<RESULTS_DIR>/.index/<job_id>` holds the name of the job's folder (its lookup by id).
+`<RESULTS_DIR>/.staging/<job_id>` holds a queued job's image in broker mode (the claim check).
 `<stem>` is the input's file name without its suffix, made safe (so a folder says which
 image it holds); the job id stays last, so `job_id_of` reads it back whatever the stem.
 """
@@ -22,6 +23,7 @@ ANNOTATIONS = "annotations.json"
 ARCHIVE = "archive.zip"
 TMP_PREFIX = ".tmp-"
 INDEX = ".index"
+STAGING = ".staging"
 # The files a finished folder may hold; nothing else is ever served.
 RESULT_FILE = re.compile(
     r"(overlay\.png|metadata\.json|annotations\.json|(mask|object)_(0|[1-9]\d{0,5})\.png)")

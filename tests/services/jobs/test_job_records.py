@@ -98,7 +98,8 @@ def test_visibility_timeout_exceeds_the_job_timeout():
     conf = make_celery(Settings(BROKER_URL="redis://127.0.0.1:1/0", JOB_TIMEOUT_S=30)).conf
     assert conf.broker_transport_options["visibility_timeout"] == 90
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
-    assert conf.worker_prefetch_multiplier == 1 and conf.worker_pool == "solo"
+    assert conf.worker_prefetch_multiplier == 1 and conf.worker_concurrency == 1
+    assert conf.worker_pool == "threads"  # no fork after CUDA; control commands answered
 
 
 def test_progress_that_cannot_be_recorded_does_not_stop_the_job():

@@ -6,6 +6,10 @@ an object store (no rename) metadata.json itself is the commit marker. Either wa
 folder without its metadata.json is invisible to readers and removed by `sweep` once
 stale, and `begin` replaces whatever an earlier, interrupted run of the same job left.
 
+Single files beside the folders (`put`, `exists`, `remove`; `modified` lists them for
+retention) hold what is not a result: a queued job's image in broker mode
+(`.staging/<job_id>`, app.services.jobs.claim_check).
+
 Requests find a folder by its job id in O(1): `begin` writes an index entry
 (`.index/<job_id>` -> the folder's name) before any file, and `find` reads that entry
 and checks the commit marker. Only retention lists (`folders`, `sweep`, `indexed`; it
@@ -93,6 +97,35 @@ class Storage(ABC):
     @abstractmethod
     def writable(self) -> bool:
         """Whether a file can be written (and removed) right now."""
+
+    @abstractmethod
+    def put(self, folder: str, file: str, data: bytes) -> None:
+        """Store one file outside any result folder, whole or not at all (StorageError
+        when it cannot); `read` reads it back."""
+
+    @abstractmethod
+    def exists(self, folder: str, file: str) -> bool:
+        """Whether `folder/file` is there (one look-up, no listing)."""
+
+    @abstractmethod
+    def remove(self, folder: str, file: str) -> None:
+        """Remove `folder/file`; one already gone is no error (StorageError otherwise)."""
+
+    @abstractmethod
+    def modified(self, folder: str) -> dict[str, float]:
+        """Each file in `folder` and when it was written (a listing: for retention only)."""
+
+    def sweep_files(self, folder: str, older_than_s: float, now: float) -> int:
+        """Remove the files of `folder` written more than `older_than_s` ago; how many."""
+        removed = 0
+        for file, modified in self.modified(folder).items():
+            if now - modified > older_than_s:
+                try:
+                    self.remove(folder, file)
+                    removed += 1
+                except StorageError as exc:
+                    log.warning("file_not_removed", folder=folder, file=file, error=exc.message)
+        return removed
 
     def sweep(self, older_than_s: float, now: float) -> int:
         """Remove the incomplete folders nothing was written to for `older_than_s`

@@ -132,6 +132,27 @@ class LocalStorage(Storage):
             if not (self.root / final / layout.METADATA).is_file() and entry.is_file():
                 entry.unlink(missing_ok=True)
 
+    def put(self, folder: str, file: str, data: bytes) -> None:
+        with storage_errors(str(self.root)):
+            _write_atomically(self.root / folder / file, data)
+
+    def exists(self, folder: str, file: str) -> bool:
+        return (self.root / folder / file).is_file()
+
+    def remove(self, folder: str, file: str) -> None:
+        with storage_errors(str(self.root)):
+            (self.root / folder / file).unlink(missing_ok=True)
+
+    def modified(self, folder: str) -> dict[str, float]:
+        # What a crashed `put` left (`.<file>.<pid>...tmp`) is listed too, so it is swept.
+        path, found = self.root / folder, {}
+        for file in path.iterdir() if path.is_dir() else []:
+            try:
+                found[file.name] = file.stat().st_mtime
+            except FileNotFoundError:
+                continue  # removed meanwhile (its job ended)
+        return found
+
     def writable(self) -> bool:
         try:
             self.root.mkdir(parents=True, exist_ok=True)

@@ -80,14 +80,7 @@ class S3Storage(Storage):
         return name if self._committed(name) else None
 
     def _committed(self, name: str) -> bool:
-        try:
-            with self.errors():
-                self.client.head_object(Bucket=self.bucket, Key=self.key(name, layout.METADATA))
-            return True
-        except StorageError as exc:
-            if _missing(exc):
-                return False
-            raise
+        return self.exists(name, layout.METADATA)
 
     def files(self, name: str) -> list[str]:
         return sorted(obj["Key"].rsplit("/", 1)[1] for obj in self._objects(self.key(name)))
@@ -143,6 +136,27 @@ class S3Storage(Storage):
         except (BotoCoreError, ClientError) as exc:
             log.warning("storage_not_writable", error=str(exc))
             return False
+
+    def put(self, folder: str, file: str, data: bytes) -> None:
+        with self.errors():
+            self.client.put_object(Bucket=self.bucket, Key=self.key(folder, file), Body=data)
+
+    def exists(self, folder: str, file: str) -> bool:
+        try:
+            with self.errors():
+                return bool(self.client.head_object(Bucket=self.bucket, Key=self.key(folder, file)))
+        except StorageError as exc:
+            if _missing(exc):
+                return False
+            raise
+
+    def remove(self, folder: str, file: str) -> None:
+        with self.errors():  # S3 answers a missing key's delete with success
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(folder, file))
+
+    def modified(self, folder: str) -> dict[str, float]:
+        return {o["Key"].rsplit("/", 1)[1]: o["LastModified"].timestamp()
+                for o in self._objects(self.key(folder))}
 
     def _probe_client(self):
         if not hasattr(self._local, "probe"):
