@@ -58,12 +58,10 @@ $(VENV)/.runtime-installed: requirements.txt | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-# --no-compile: the suite imports a fraction of what is installed (transformers, torch),
-# and compiling only that on first import saves about 30 s of CPU on a fresh clone.
 # Meta's sam2 (the SAM 2.1 test oracle) from its hash-pinned sdist: built against the
 # torch already installed (no build isolation), without its optional CUDA extension.
 $(VENV)/.dev-installed: requirements.txt requirements-dev.txt requirements-oracle.txt | $(VENV)/bin/python
-	$(PY) -m pip install --quiet --no-compile -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
 	SAM2_BUILD_CUDA=0 $(PY) -m pip install --quiet --no-deps --no-build-isolation \
 		--require-hashes -r requirements-oracle.txt
 	touch $(VENV)/.runtime-installed $@
