@@ -19,7 +19,7 @@ run: install
 	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT)
 
 test: install-dev browser redis
-	$(PY) -m pytest --durations=20
+	$(PY) -m pytest -n 2 --dist loadfile --durations=20
 
 # moto's S3 server on 127.0.0.1:$(S3_PORT) with bucket $(S3_BUCKET), until Ctrl-C; it prints
 # the settings for the API and the workers (scripts/local_s3.py --help).

@@ -6,10 +6,10 @@ one thread (no fork after CUDA was initialised; the main loop still answers
 `celery -A app.services.jobs.celery_app inspect active` while a job runs). Start one
 worker per GPU (`DEVICE=cuda`, `CUDA_VISIBLE_DEVICES=<n>`) or one per CPU machine.
 
-Readiness: every 10 s, once its model is loaded, the worker records a beat (its
-host:pid in the `sam:workers` sorted set, the API's `workers seen`); WORKER_READY_FILE
-exists while that succeeds, i.e. while the worker can take jobs, and is removed when
-Redis cannot be reached and when the worker stops (`test -f` is its readiness probe).
+Readiness: every WORKER_LOST_AFTER_S / 3 (10 s), once its model is loaded, the worker
+records a beat (its host:pid in the `sam:workers` sorted set, the API's `workers seen`)
+and touches WORKER_READY_FILE; the file is removed when Redis cannot be reached and when
+the worker stops. A kill -9 leaves it, so the probe reads its age (README).
 Exit status: 0 after a normal stop, 1 when the model could not be prepared, 2
 without BROKER_URL.
 """
@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import sys
 import threading
-from pathlib import Path
 
 from app.core.config import get_settings
 from app.core.errors import ServiceError
@@ -63,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     name = worker_name()
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, daemon=True,
-                            args=(client, name, settings.WORKER_READY_FILE, stop))
+                            args=(client, name, settings, stop))
     beat.start()
     # Detects any worker's lost job (its own included, were it ever silent) within seconds.
     from app.services.jobs.liveness import watch
@@ -92,15 +91,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _heartbeat(client, name: str, ready_file: Path, stop: threading.Event) -> None:
-    """Beat while the worker runs; the ready file says whether the last beat got through."""
-    from app.services.jobs.broker import HEARTBEAT_S, beat
+def _heartbeat(client, name: str, settings, stop: threading.Event) -> None:
+    """Beat while the worker runs (as often as its jobs beat: WORKER_LOST_AFTER_S / 3);
+    the ready file says whether the last beat got through."""
+    from app.services.jobs.broker import beat
+    from app.services.jobs.liveness import beat_interval_s
 
+    ready_file = settings.WORKER_READY_FILE
     while not stop.is_set():
         try:
-            beat(client, name)
+            beat(client, name, settings.WORKER_LOST_AFTER_S)
             ready_file.touch()
         except Exception as exc:  # noqa: BLE001 - keep beating once the broker is back
             ready_file.unlink(missing_ok=True)
             log.warning("worker_heartbeat_failed", error=str(exc))
-        stop.wait(HEARTBEAT_S)
+        stop.wait(beat_interval_s(settings))

@@ -15,7 +15,8 @@ BIG = image_bytes("PNG", 320, 240)
 
 
 def test_segment_answers_the_same_body_and_the_front_loads_no_model(cluster):
-    """...and in a shared Redis (50,000 unrelated keys) no request lists the keyspace."""
+    """...a prompted job runs on the worker with its prompts, and in a shared Redis
+    (50,000 unrelated keys) no request lists the keyspace."""
     client = redis.Redis.from_url(cluster.redis.url)
     for start in range(0, 50_000, 5_000):
         client.mset({f"other:app:{i}": "x" for i in range(start, start + 5_000)})
@@ -37,14 +38,7 @@ def test_segment_answers_the_same_body_and_the_front_loads_no_model(cluster):
     assert ready["mode"] == "broker" and ready["broker_reachable"] and ready["workers"] == 1
     metrics = requests.get(api.url + "/metrics", timeout=10).text
     assert "segmentation_queue_depth 0.0" in metrics and "segmentation_workers_seen 1.0" in metrics
-    commands = client.info("commandstats")
-    assert "cmdstat_get" in commands  # the counters did count this test's requests
-    assert not {"cmdstat_scan", "cmdstat_keys"} & set(commands), sorted(commands)
-
-
-def test_a_prompted_job_runs_on_a_worker_with_its_prompts(cluster):
-    api = cluster.api()
-    cluster.worker()
+    # A prompted job on the same worker: one answer per prompt, in order.
     prompts = '[{"points": [[40, 30]]}, {"box": [10, 10, 90, 70]}]'
     accepted = submit(api.url, image_bytes(), prompts=prompts)
     assert accepted.status_code == 202, accepted.text
@@ -52,8 +46,11 @@ def test_a_prompted_job_runs_on_a_worker_with_its_prompts(cluster):
     assert state["status"] == "succeeded", state["error"]
     metadata = requests.get(api.url + state["result"]["urls"]["metadata"], timeout=10).json()
     answered = sorted(metadata["objects"] + metadata["skipped"], key=lambda o: o["prompt_index"])
-    assert [o["prompt_index"] for o in answered] == [0, 1]  # one answer per prompt, in order
+    assert [o["prompt_index"] for o in answered] == [0, 1]
     assert answered[0]["prompt"]["points"] == [[40, 30]] and answered[1]["prompt"]["box"] == [10, 10, 90, 70]
+    commands = client.info("commandstats")
+    assert "cmdstat_get" in commands  # the counters did count this test's requests
+    assert not {"cmdstat_scan", "cmdstat_keys"} & set(commands), sorted(commands)
 
 
 def test_two_workers_share_a_burst(cluster):
@@ -132,7 +129,7 @@ def test_broker_gone_answers_a_clear_503_without_hanging(cluster):
 
 
 def test_a_worker_reads_not_ready_while_redis_is_gone_and_ready_when_it_is_back(cluster):
-    worker = cluster.worker()
+    worker = cluster.worker(WORKER_LOST_AFTER_S="3")  # it beats every second
     cluster.redis.stop()
     assert _eventually(lambda: not worker.ready_file.exists(), 25), "still ready without Redis"
     cluster.redis.start()

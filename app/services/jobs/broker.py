@@ -34,19 +34,18 @@ from app.services.results.storage import open_storage
 log = get_logger(__name__)
 # Live workers: one member per worker (host:pid) scored with the time of its last
 # beat (app.cli.worker), so counting them is one ZCOUNT, never a scan of the keyspace.
+# A worker silent for WORKER_LOST_AFTER_S is not counted (it beats three times as often).
 WORKERS_KEY = "sam:workers"
-HEARTBEAT_S = 10
-WORKER_SEEN_S = 3 * HEARTBEAT_S  # a worker silent for longer is not counted
 MEAN_JOB_KEY = "sam:mean_job_s"
 _POLL_S = 0.05  # how often a waiting /segment reads its job record (a Redis GET)
 
 
-def beat(client: redis.Redis, worker: str) -> None:
-    """A worker says it is alive (and forgets the workers silent for too long)."""
+def beat(client: redis.Redis, worker: str, seen_s: float) -> None:
+    """A worker says it is alive (and forgets the workers silent for over `seen_s`)."""
     moment = time.time()
     with client.pipeline() as pipe:
         pipe.zadd(WORKERS_KEY, {worker: moment})
-        pipe.zremrangebyscore(WORKERS_KEY, "-inf", moment - WORKER_SEEN_S)
+        pipe.zremrangebyscore(WORKERS_KEY, "-inf", moment - seen_s)
         pipe.execute()
 
 
@@ -73,7 +72,8 @@ class BrokerJobs:
         """Queue depth and live workers, read from Redis (BrokerUnavailable if it is gone)."""
         try:
             depth = int(self.redis.llen(QUEUE))
-            workers = int(self.redis.zcount(WORKERS_KEY, time.time() - WORKER_SEEN_S, "+inf"))
+            workers = int(self.redis.zcount(WORKERS_KEY, time.time() - self.settings.WORKER_LOST_AFTER_S,
+                                             "+inf"))
         except redis.RedisError as exc:
             raise broker_errors(exc) from exc
         return {"queue_depth": depth, "workers": workers}
