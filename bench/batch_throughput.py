@@ -79,7 +79,9 @@ def broker_batch(workdir: Path, images: Path, params: list[str], workers: int) -
 
 
 def redis_bytes_per_queued_job(workdir: Path, images: Path, count: int) -> float:
-    """Submit `count` jobs with no worker running; Redis's memory growth per job."""
+    """Submit `count` jobs with no worker running; Redis's memory growth per job, counted
+    from after a first job (which opens the front's connections and creates the queue,
+    costs paid once, not per job)."""
     from app.core.config import Settings
     from app.core.logging import setup_logger
     from app.schemas import GenerationParams
@@ -90,17 +92,19 @@ def redis_bytes_per_queued_job(workdir: Path, images: Path, count: int) -> float
     with ExitStack() as stack:
         url = start_redis(stack, workdir)
         client = redis.Redis.from_url(url)
-        before = client.info("memory")["used_memory"]
         settings = Settings(**{**ENV, "BROKER_URL": url, "RESULTS_DIR": str(workdir / "results")})
+        paths = sorted(images.iterdir())[:count + 1]
 
-        async def submit_all() -> None:
+        async def submit_all() -> float:
             jobs = await start_jobs(settings)
-            for path in sorted(images.iterdir())[:count]:
+            before = None
+            for path in paths:
                 await jobs.submit(job_request(path.read_bytes(), path.name, GenerationParams(),
                                               None, settings))
+                before = before or client.info("memory")["used_memory"]
+            return (client.info("memory")["used_memory"] - before) / (len(paths) - 1)
 
-        asyncio.run(submit_all())
-        return (client.info("memory")["used_memory"] - before) / count
+        return asyncio.run(submit_all())
 
 
 def main(argv: list[str] | None = None) -> int:
