@@ -96,8 +96,9 @@ async def _with_progress(batch, console: Console) -> None:
 
 def _summary(batch, manifest: str) -> Table | str:
     c = batch.counts
-    title = (f"{c.succeeded + c.skipped} of {c.total} images segmented ({c.skipped} skipped: "
-             f"done by an earlier run), {c.failed} failed; manifest: {escape(manifest)}")
+    title = (f"{c.succeeded + c.skipped} of {c.total} images done: {c.succeeded} segmented now, "
+             f"{c.skipped} skipped (done by an earlier run), {c.failed} failed; "
+             f"manifest: {escape(manifest)}")
     if not batch.failures:
         return title
     table = Table(title=title, title_justify="left")

@@ -42,7 +42,7 @@ def test_batch_names_inputs_relative_to_their_argument_resumes_and_forces(tmp_pa
     first = run_cli(*command, cwd=tmp_path)  # the glob quoted: the program expands it
 
     assert first.returncode == 1, first.stdout + first.stderr
-    assert "3 of 4 images segmented" in first.stdout and "INVALID_IMAGE" in first.stdout
+    assert "3 of 4 images done: 3 segmented now" in first.stdout and "INVALID_IMAGE" in first.stdout
     lines = {line["input"]: line for line in manifest_lines((out / "manifest.jsonl").read_text())}
     assert set(lines) == {"a.png", "sub/a.png", "broken.png", "deep/c d.jpg"}
     assert lines["broken.png"]["status"] == "failed" and lines["broken.png"]["error_code"] == "INVALID_IMAGE"
@@ -86,7 +86,7 @@ def test_batch_reads_a_bucket_prefix_and_writes_results_and_manifest_to_a_bucket
                      *PERMISSIVE_OPTIONS, "--coco-segmentation", "polygons", cwd=tmp_path)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 of 2 images segmented" in result.stdout
+    assert "2 of 2 images done: 2 segmented now" in result.stdout
     assert not (tmp_path / "s3:").exists()  # --out takes RESULTS_DIR's forms, never a folder "s3:"
     body = client.get_object(Bucket=s3.BUCKET, Key="cli/manifest.jsonl")["Body"].read().decode()
     lines = {line["input"]: line for line in manifest_lines(body)}

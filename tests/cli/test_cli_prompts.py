@@ -44,7 +44,7 @@ def test_prompts_file_maps_images_to_prompts_and_bad_prompts_fail_that_image(tmp
     result = run_cli("segment", "a.png", "b.png", "c.png", "--out", "out", "--model", "sam_tiny",
                      "--prompts", "prompts.json", "--min-object-pixels", "0", cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "1 of 3 images segmented" in result.stdout
+    assert "1 of 3 images done: 1 segmented now" in result.stdout
     assert "prompt 0: point [9999, 1] is outside" in result.stdout
     assert "not listed in the --prompts file" in result.stdout
     (folder,) = (p for p in (tmp_path / "out").glob("[!.]*") if p.is_dir())
