@@ -179,9 +179,8 @@ class BrokerJobs:
         record = JobRecord(job_id=request.job_id, status="queued", created_at=now())
         self.store.create(record)
         try:
-            # A small entry: None fields are defaults (left out), the body is compressed
-            # (the worker's kombu undoes it), and argsrepr, what Celery's monitors show of
-            # the arguments, names the image instead of repeating the request.
+            # A small entry: None fields left out, the body compressed (kombu undoes it),
+            # argsrepr (what monitors show) the image's name, not the whole request.
             self.celery.send_task(TASK, args=[request.model_dump_json(exclude_none=True),
                                               record.created_at.isoformat()],
                                   argsrepr=repr([request.file_name[:100]]), compression="zlib",
