@@ -13,7 +13,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from segment_anything.utils.amg import (MaskData, batch_iterator, build_all_layer_point_grids,
-                                        generate_crop_boxes, uncrop_boxes_xyxy, uncrop_points)
+                                        generate_crop_boxes, is_box_near_crop_edge,
+                                        uncrop_boxes_xyxy, uncrop_points)
+from torch import Tensor
 from torchvision.ops.boxes import batched_nms, box_area
 
 from app.services.engine.interface import BatchProgress
@@ -25,6 +27,8 @@ DecodeBatch = Callable[[np.ndarray], MaskData]
 
 
 class CropLoop(ABC):
+    stability_score_thresh: float  # each family's generator sets it, with its default
+
     def __init__(self, batch_size: int, points_per_side: int | None, point_grids: list | None,
                  box_nms_thresh: float, crop_n_layers: int, crop_nms_thresh: float,
                  crop_overlap_ratio: float, crop_n_points_downscale_factor: int,
@@ -74,6 +78,21 @@ class CropLoop(ABC):
                 records, self.min_mask_region_area,
                 max(self.box_nms_thresh, self.crop_nms_thresh))
         return records
+
+    def _scored(self, data: MaskData, stability: list[Tensor], boxes: list[Tensor],
+                crop_box: list[int], orig_size: tuple[int, ...]) -> MaskData:
+        """A decoded batch's stock filters once its masks are scored: the stability
+        threshold (`>=`), then masks touching a crop edge that is not the image's."""
+        empty = torch.zeros(0, device=data["low_res"].device)
+        data["stability_score"] = torch.cat(stability) if stability else empty
+        data["boxes"] = torch.cat(boxes) if boxes else empty.view(0, 4).long()
+        if self.stability_score_thresh > 0.0:
+            data.filter(data["stability_score"] >= self.stability_score_thresh)
+        orig_h, orig_w = orig_size
+        keep = ~is_box_near_crop_edge(data["boxes"], crop_box, [0, 0, orig_w, orig_h])
+        if not torch.all(keep):
+            data.filter(keep)
+        return data
 
     def _crop(self, image: np.ndarray, crop_box: list[int], layer_idx: int,
               crops: list[tuple]) -> MaskData:

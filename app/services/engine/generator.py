@@ -17,8 +17,7 @@ and upsamples to full size only the kept masks, only where each can lie
 import numpy as np
 import torch
 from segment_anything.utils.amg import (MaskData, batch_iterator, batched_mask_to_box,
-                                        box_xyxy_to_xywh, calculate_stability_score,
-                                        is_box_near_crop_edge)
+                                        box_xyxy_to_xywh, calculate_stability_score)
 from torch import Tensor
 
 from app.services.deadline import checkpoint
@@ -89,16 +88,7 @@ class MaskEngine(CropLoop):
             binary = logits > self.mask_threshold
             boxes.append(fast_boxes(logits, binary, self.mask_threshold, input_size, crop_size)
                          if self.fast else batched_mask_to_box(binary))
-        empty = torch.zeros(0, device=low_res.device)
-        data["stability_score"] = torch.cat(stability) if stability else empty
-        data["boxes"] = torch.cat(boxes) if boxes else empty.view(0, 4).long()
-        if self.stability_score_thresh > 0.0:
-            data.filter(data["stability_score"] >= self.stability_score_thresh)
-        orig_h, orig_w = orig_size
-        keep = ~is_box_near_crop_edge(data["boxes"], crop_box, [0, 0, orig_w, orig_h])
-        if not torch.all(keep):
-            data.filter(keep)
-        return data
+        return self._scored(data, stability, boxes, crop_box, orig_size)
 
     def _regions(self, low_res: Tensor, input_size: tuple[int, int],
                  crop_size: tuple[int, int]) -> list[tuple[np.ndarray, int, int]]:

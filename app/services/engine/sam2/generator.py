@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from segment_anything.utils.amg import (
     MaskData, batch_iterator, batched_mask_to_box, box_xyxy_to_xywh,
-    calculate_stability_score, is_box_near_crop_edge)
+    calculate_stability_score)
 from torch import Tensor
 
 from app.services.deadline import checkpoint
@@ -105,16 +105,7 @@ class Sam2MaskEngine(CropLoop):
             stability.append(calculate_stability_score(logits, self.mask_threshold,
                                                        self.stability_score_offset))
             boxes.append(batched_mask_to_box(logits > self.mask_threshold))
-        empty = torch.zeros(0, device=low_res.device)
-        data["stability_score"] = torch.cat(stability) if stability else empty
-        data["boxes"] = torch.cat(boxes) if boxes else empty.view(0, 4).long()
-        if self.stability_score_thresh > 0.0:
-            data.filter(data["stability_score"] >= self.stability_score_thresh)
-        orig_h, orig_w = orig_size
-        keep = ~is_box_near_crop_edge(data["boxes"], crop_box, [0, 0, orig_w, orig_h])
-        if not torch.all(keep):
-            data.filter(keep)
-        return data
+        return self._scored(data, stability, boxes, crop_box, orig_size)
 
     def _records(self, data: MaskData, crops: list, orig_size: tuple[int, ...],
                  ) -> list[MaskRecord]:
