@@ -16,6 +16,7 @@ Results equal the stock decoder's up to float rounding (about 1e-5 on the logits
 """
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +75,23 @@ def _image_to_token_update(attn: Attention, image_q: Tensor | None, x_plus_pe: T
     w_o = attn.out_proj.weight.view(-1, h, d).permute(1, 2, 0)  # H,d,C
     values_out = (v @ w_o).reshape(b, h * t, -1)  # B,H*T,C
     return attn_w.view(b, n, h * t) @ values_out + attn.out_proj.bias
+
+
+def upscale_passing(upscale: Callable[..., Tensor], queries: Tensor, keys: Tensor, iou: Tensor,
+                    min_iou: float | None, batch: int, *image: Tensor) -> Tensor:
+    """The multimask logits (n,3,4h,4w), fp32, of the n prompts whose IoU is `iou` (n,3):
+    `upscale(queries, keys, *image)` runs in padded batches of `batch` (one compiled
+    shape) and, with `min_iou`, only for prompts with some IoU above it; the other
+    prompts' logits stay zero, for a caller that drops masks not above `min_iou`."""
+    n = len(iou)
+    wanted = (torch.arange(n) if min_iou is None
+              else torch.nonzero((iou > min_iou).any(1)).flatten()).to(keys.device)
+    side = 4 * math.isqrt(keys.shape[1])
+    low_res = torch.zeros(n, 3, side, side, device=keys.device)
+    for rows in wanted.split(batch) if len(wanted) else ():
+        padded = torch.cat([rows, rows[-1:].expand(batch - len(rows))])
+        low_res[rows] = upscale(queries[padded], keys[padded], *image)[:len(rows)].float()
+    return low_res
 
 
 class PointMaskDecoder(nn.Module):

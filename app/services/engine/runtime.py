@@ -3,7 +3,6 @@ decoder, each compiled once per process (falling back to eager), run in the chos
 precision, and shared by every request's `MaskEngine`.
 """
 
-import math
 import threading
 import time
 
@@ -15,7 +14,7 @@ from torch import Tensor
 
 from app.core.logging import get_logger
 from app.services.engine.attention import attend_by_head_groups
-from app.services.engine.decoder import PointMaskDecoder
+from app.services.engine.decoder import PointMaskDecoder, upscale_passing
 from app.services.engine.precision import CompiledOrEager, PrecisionChoice
 
 log = get_logger(__name__)
@@ -108,20 +107,9 @@ class SamRuntime:
             with self._autocast():
                 queries, keys, iou = self._decode(tokens, *state)
                 iou = iou[:n].float()
-                wanted = (torch.arange(n) if min_iou is None
-                          else torch.nonzero((iou > min_iou).any(1)).flatten())
-                low_res = self._upscale_some(queries, keys, wanted.to(self.device), n)
+                low_res = upscale_passing(self._upscale, queries, keys, iou, min_iou,
+                                          self.upscale_batch)
         return low_res, iou
-
-    def _upscale_some(self, queries: Tensor, keys: Tensor, wanted: Tensor, n: int) -> Tensor:
-        """Logits (n,3,h,w), fp32, computed for the `wanted` rows only, in padded
-        batches of `upscale_batch` (one compiled shape)."""
-        side = 4 * math.isqrt(keys.shape[1])
-        low_res = torch.zeros(n, 3, side, side, device=self.device)
-        for rows in wanted.split(self.upscale_batch) if len(wanted) else ():
-            padded = torch.cat([rows, rows[-1:].expand(self.upscale_batch - len(rows))])
-            low_res[rows] = self._upscale(queries[padded], keys[padded])[:len(rows)].float()
-        return low_res
 
     @torch.inference_mode()
     def image_embedding(self, image: np.ndarray) -> tuple[Tensor, tuple[int, int]]:

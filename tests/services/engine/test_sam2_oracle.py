@@ -54,6 +54,21 @@ def test_automatic_masks_equal_meta_generator_with_filters_off(models, image):
     assert agreement.matched == 27 and agreement.mean_matched_iou >= 0.99
 
 
+def test_iou_filter_before_upscaling_keeps_meta_generator_masks(models, image):
+    # Only prompts with a mask above the IoU threshold are upscaled: a threshold between
+    # the two middle predicted IoUs (float rounding cannot cross it) keeps Meta's half.
+    meta, runtime = models
+    unfiltered = Sam2MaskEngine(runtime, points_per_side=3, box_nms_thresh=1.0,
+                                **FILTERS_OFF).generate(image)
+    scores = sorted(r.predicted_iou for r in unfiltered)
+    threshold = (scores[13] + scores[14]) / 2
+    agreement = _agreement(meta, runtime, image, points_per_side=3, box_nms_thresh=1.0,
+                           pred_iou_thresh=threshold, stability_score_thresh=0.0)
+    assert 0 < agreement.reference_count < 27
+    assert agreement.candidate_count == agreement.matched == agreement.reference_count
+    assert agreement.mean_matched_iou >= 0.99
+
+
 def test_automatic_masks_with_m2m_and_nms_equal_meta_generator(models, image):
     # one point: its three candidates each refined (m2m), then box NMS between them
     agreement = _agreement(*models, image, points_per_side=1, use_m2m=True, **FILTERS_OFF)

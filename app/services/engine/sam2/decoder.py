@@ -1,8 +1,10 @@
 """SAM 2.1's mask decoder for single-point prompts, rearranged as the SAM 1 engine's
 (`engine/decoder.py`, whose attention algebra it reuses): the first layer's image side
 is projected once per image, later cross-attentions fold the few prompt tokens into
-the projection matrices instead of projecting the 64x64 image side per prompt, and
-only the three multimask outputs are predicted. Same weights and mathematics as
+the projection matrices instead of projecting the 64x64 image side per prompt, the
+transformer (which yields the predicted IoU) and the upscaling (the masks) are separate
+calls so that only prompts passing the IoU filter are upscaled, and only the three
+multimask outputs are predicted. Same weights and mathematics as
 transformers' `Sam2MaskDecoder` with `multimask_output=True` (logits equal up to
 float rounding); used for the automatic generator's point grid.
 """
@@ -47,19 +49,19 @@ class Sam2PointDecoder(nn.Module):
 
     def image_state(self, embedding: Tensor, high_res: tuple[Tensor, Tensor], dense: Tensor,
                     image_pe: Tensor) -> tuple:
-        """Per-image tensors shared by every prompt (see PointMaskDecoder.image_state),
-        led by the high-resolution features in `_masks`' row order."""
+        """Per-image tensors shared by every prompt: for `forward` (as
+        PointMaskDecoder.image_state), and the high-resolution features for `masks`."""
         x = (embedding + dense)[0].flatten(1).transpose(0, 1).contiguous()
         pe = image_pe[0].flatten(1).transpose(0, 1).contiguous()
         to_image, from_image = self._attn[0]
-        return (self.high_res_rows(high_res), x, pe, to_image.k_proj(x + pe),
-                to_image.v_proj(x), from_image.q_proj(x + pe))
+        return ((x, pe, to_image.k_proj(x + pe), to_image.v_proj(x), from_image.q_proj(x + pe)),
+                self.high_res_rows(high_res))
 
-    def forward(self, tokens: Tensor, rows: tuple[Tensor, Tensor], x: Tensor, pe: Tensor,
-                k0: Tensor, v0: Tensor, image_q0: Tensor) -> tuple[Tensor, Tensor]:
-        """tokens (B,T,C): output tokens then the point's sparse embedding; rows: the
-        image's `high_res_rows`. Returns the
-        three multimask low-res logits (B,3,256,256) and their predicted IoU (B,3)."""
+    def forward(self, tokens: Tensor, x: Tensor, pe: Tensor, k0: Tensor, v0: Tensor,
+                image_q0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """tokens (B,T,C): output tokens then the point's sparse embedding. Returns the
+        transformer's output tokens (B,T,C) and image side (B,N,C), which `masks` turns
+        into logits, and the three multimask outputs' predicted IoU (B,3)."""
         queries, keys = tokens, None
         for layer, (to_image, from_image) in zip(self.transformer.layers, self._attn):
             if layer.skip_first_layer_pe:
@@ -82,12 +84,11 @@ class Sam2PointDecoder(nn.Module):
                 from_image, None, keys_pe, queries + tokens, queries))
         queries = self.transformer.layer_norm_final_attn(
             queries + _token_to_image(self._final, queries + tokens, keys, keys + pe))
-        iou = self.decoder.iou_prediction_head(queries[:, 1])[:, 1:]
-        return self._masks(queries[:, 3:6], keys, rows), iou
+        return queries, keys, self.decoder.iou_prediction_head(queries[:, 1])[:, 1:]
 
     @staticmethod
     def high_res_rows(high_res: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        """The high-resolution features in the row order of `_masks`' products, once
+        """The high-resolution features in the row order of `masks`' products, once
         per image: s1 as (64x64 positions, (ki, kj, channel)), s0 as (positions x 4,
         (ki2, kj2, channel)), so they are added inside the products."""
         s0, s1 = high_res
@@ -96,12 +97,12 @@ class Sam2PointDecoder(nn.Module):
         s0_rows = s0[0].view(c0, side, 2, 2, side, 2, 2).permute(1, 4, 2, 5, 3, 6, 0)
         return s0_rows.reshape(side * side * 4, -1).contiguous(), s1_rows.contiguous()
 
-    def _masks(self, mask_tokens: Tensor, keys: Tensor, rows: tuple[Tensor, Tensor]) -> Tensor:
-        """The two stride-2 transposed convolutions as channels-last products with the
-        high-resolution features added inside them (`high_res_rows`), then the
+    def masks(self, queries: Tensor, keys: Tensor, s0_rows: Tensor, s1_rows: Tensor) -> Tensor:
+        """The three multimask low-res logits (B,3,256,256) from `forward`'s tokens and
+        image side: the two stride-2 transposed convolutions as channels-last products
+        with the high-resolution features added inside them (`high_res_rows`), then the
         hypernetwork product for the three multimask tokens only."""
         d = self.decoder
-        s0_rows, s1_rows = rows
         b, n, c = keys.shape
         side = int(n ** 0.5)
         up1, up2, norm = d.upscale_conv1, d.upscale_conv2, d.upscale_layer_norm
@@ -113,7 +114,7 @@ class Sam2PointDecoder(nn.Module):
         w2 = up2.weight.permute(0, 2, 3, 1).reshape(c4, -1)  # C/4, (ki2,kj2,C/8)
         z = F.gelu(torch.baddbmm(s0_rows + up2.bias.repeat(4), y.view(b, n * 4, c4),
                                  w2.expand(b, -1, -1)))
-        hyper = torch.stack([d.output_hypernetworks_mlps[i + 1](mask_tokens[:, i])
+        hyper = torch.stack([d.output_hypernetworks_mlps[i + 1](queries[:, 3 + i])
                              for i in range(3)], 1)  # B,3,C/8
         masks = torch.bmm(z.view(b, -1, hyper.shape[-1]), hyper.transpose(1, 2))  # B,P*16,3
         # rows run over (i, j, ki, kj, ki2, kj2): pixel (4i+2ki+ki2, 4j+2kj+kj2)

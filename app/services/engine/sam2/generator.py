@@ -82,7 +82,9 @@ class Sam2MaskEngine(CropLoop):
         """Meta's `_process_batch`, with the IoU filter moved before the upsampling."""
         if state is not None:
             coords = self.runtime.to_input_frame(points, crop_size)
-            low_res, iou = self.runtime.decode_points(features, state, coords)
+            # Without m2m the IoU filter reads the first decode: upscale only what passes.
+            min_iou = None if self.use_m2m or self.pred_iou_thresh <= 0.0 else self.pred_iou_thresh
+            low_res, iou = self.runtime.decode_points(state, coords, min_iou)
         else:
             low_res, iou = self._decode_points(features, points, crop_size, None, False)
         k = low_res.shape[1]

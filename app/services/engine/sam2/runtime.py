@@ -18,10 +18,13 @@ from torch import Tensor, nn
 
 from app.core.logging import get_logger
 from app.services.engine.precision import CompiledOrEager, PrecisionChoice
+from app.services.engine.decoder import upscale_passing
 from app.services.engine.sam2.decoder import Sam2PointDecoder
 
 log = get_logger(__name__)
 _MEAN, _STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# Per image, shared by its point prompts: the transformer's inputs, the upscaling's.
+PointState = tuple[tuple[Tensor, ...], tuple[Tensor, ...]]
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,13 @@ class Sam2Runtime:
         # Only the point decoder is compiled (about 1.9x per batch here); the encoder runs
         # eagerly, as Meta's does.
         self._decode_points = CompiledOrEager(self._points, "sam2_point_decoder", compile_model)
+        self._upscale = CompiledOrEager(self._points.masks, "sam2_mask_upscaling", compile_model)
+        # Prompts upscaled per call (one compiled shape, padded), as SamRuntime's.
+        self.upscale_batch = max(1, batch_size // 4)
 
     @property
     def compiled(self) -> bool:
-        return self._decode_points.is_compiled
+        return self._decode_points.is_compiled and self._upscale.is_compiled
 
     @property
     def device(self) -> torch.device:
@@ -115,7 +121,7 @@ class Sam2Runtime:
         return low_res[:, 0].float(), iou[:, 0].float()
 
     @torch.inference_mode()
-    def point_state(self, features: Sam2Features) -> tuple[Tensor, ...]:
+    def point_state(self, features: Sam2Features) -> PointState:
         """What every single-point prompt of this image shares (see Sam2PointDecoder)."""
         dense = self.model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
         with self._lock, self._autocast():
@@ -123,11 +129,13 @@ class Sam2Runtime:
                                             self._pe())
 
     @torch.inference_mode()
-    def decode_points(self, features: Sam2Features, state: tuple[Tensor, ...],
-                      coords: Tensor) -> tuple[Tensor, Tensor]:
+    def decode_points(self, state: PointState, coords: Tensor, min_iou: float | None = None,
+                      ) -> tuple[Tensor, Tensor]:
         """Multimask decode of B <= batch_size single positive points (B,2) in the input
         frame, through the rearranged decoder: low-res logits (B,3,256,256) and IoU (B,3),
-        fp32. Batches are padded to batch_size: the compiled decoder sees one shape."""
+        fp32. Batches are padded to batch_size: the compiled decoder sees one shape.
+        With `min_iou`, only prompts with a predicted IoU above it are upscaled (see
+        `upscale_passing`)."""
         n = len(coords)
         coords = torch.cat([coords, coords[-1:].expand(self.batch_size - n, -1)])
         labels = torch.ones((len(coords), 1, 1), dtype=torch.int, device=self.device)
@@ -137,9 +145,13 @@ class Sam2Runtime:
                                                       None, None)
                 tokens = self._points.output_tokens()
                 tokens = torch.cat([tokens.expand(len(coords), -1, -1), sparse[0]], dim=1)
+            shared, high_res_rows = state
             with self._autocast():
-                low_res, iou = self._decode_points(tokens, *state)
-        return low_res[:n].float(), iou[:n].float()
+                queries, keys, iou = self._decode_points(tokens, *shared)
+                iou = iou[:n].float()
+                low_res = upscale_passing(self._upscale, queries, keys, iou, min_iou,
+                                          self.upscale_batch, *high_res_rows)
+        return low_res, iou
 
     def to_input_frame(self, xy: np.ndarray, image_size: tuple[int, int]) -> Tensor:
         """Pixel (x, y) of an image of `image_size` (h, w) -> the square input's frame:
@@ -154,7 +166,7 @@ class Sam2Runtime:
         """Run both parts once on a blank image."""
         started = time.monotonic()
         features = self.embed(np.zeros((self.side, self.side, 3), np.uint8))
-        self.decode_points(features, self.point_state(features),
+        self.decode_points(self.point_state(features),
                            torch.full((1, 2), self.side / 2, device=self.device))
         self.warm_up_seconds = round(time.monotonic() - started, 3)
         log.info("model_warmed_up", precision=self.precision.mode, compiled=self.compiled,
