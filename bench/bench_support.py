@@ -12,11 +12,20 @@ import numpy as np
 import torch
 
 
+# The CPU flags that decide matrix-product speed (bf16 and AMX above all), as lscpu names them.
+_SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
 def machine_description() -> str:
-    """CPU model, cores, torch version and the CPU capability torch dispatches to."""
+    """CPU model and its speed-relevant flags, cores, torch version and the CPU
+    capability torch dispatches to."""
     try:
         lines = open("/proc/cpuinfo").read().splitlines()
         cpu = next(l.split(":", 1)[1].strip() for l in lines if l.startswith("model name"))
+        flags = next(l.split(":", 1)[1].split() for l in lines if l.startswith("flags"))
+        has = " ".join(f for f in _SPEED_FLAGS if f in flags) or "-"
+        lacks = " ".join(f for f in _SPEED_FLAGS if f not in flags) or "-"
+        cpu += f" (flags: {has}; lacks: {lacks})"
     except (OSError, StopIteration):
         cpu = "unknown CPU"
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
