@@ -16,13 +16,28 @@ REPO = Path(__file__).resolve().parent.parent
 TRAINED_SAM_TINY = REPO / "app" / "weights" / "sam_tiny.pth"
 
 
+def meta_sam2_config(model_type: str) -> str:
+    """Meta's Hydra config of a SAM 2.1 registry name (sam2.1_hiera_tiny -> ..._t.yaml)."""
+    short = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
+    return f"configs/sam2.1/sam2.1_hiera_{short[model_type.removeprefix('sam2.1_hiera_')]}.yaml"
+
+
 def seeded_checkpoint(model_type: str, seed: int, folder: Path) -> Path:
-    """Random weights for `model_type` (torch seed `seed`), saved under `folder` once."""
-    path = folder / f"{model_type}_seed{seed}.pth"
+    """Random weights for `model_type` (torch seed `seed`) in the format its official
+    checkpoint has, saved under `folder` once. SAM 2.1's are made by Meta's own code
+    (the test-only `sam2` package, `make install-dev`), as Meta publishes them."""
+    path = folder / f"{model_type}_seed{seed}.pt"
     if not path.is_file():
         torch.manual_seed(seed)
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(MODEL_REGISTRY[model_type].builder().state_dict(), path)
+        if MODEL_REGISTRY[model_type].family == "sam2.1":
+            from sam2.build_sam import build_sam2
+
+            state = {"model": build_sam2(meta_sam2_config(model_type), None,
+                                         device="cpu").state_dict()}
+        else:
+            state = MODEL_REGISTRY[model_type].builder().state_dict()
+        torch.save(state, path)
     return path
 
 

@@ -24,30 +24,12 @@ from pathlib import Path
 import torch
 
 from app.services.engine.records import MaskRecord
-from bench.bench_models import bench_manager
+from bench.bench_models import bench_manager, meta_sam2_config, seeded_checkpoint
 from bench.bench_support import generated_image, machine_description, resource_sampler
 from bench.mask_agreement import compare_masks
 
 PERMISSIVE = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 1.0}
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _meta_config(model_type: str) -> str:
-    """Meta's Hydra config of a registry name (sam2.1_hiera_tiny -> ..._t.yaml)."""
-    short = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
-    return f"configs/sam2.1/sam2.1_hiera_{short[model_type.removeprefix('sam2.1_hiera_')]}.yaml"
-
-
-def _meta_checkpoint(model_type: str, seed: int, folder: Path) -> Path:
-    """Seeded random weights of the real architecture, as Meta publishes them."""
-    from sam2.build_sam import build_sam2
-
-    path = folder / f"{model_type}_seed{seed}.pt"
-    if not path.is_file():
-        torch.manual_seed(seed)
-        model = build_sam2(_meta_config(model_type), None, device="cpu")
-        torch.save({"model": model.state_dict()}, path)
-    return path
 
 
 def _timed(fn) -> tuple[list, float, dict]:
@@ -66,10 +48,10 @@ def bench_model(model_type: str, points: list[int], params: dict[str, dict], mod
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
     from sam2.build_sam import build_sam2
 
-    checkpoint = _meta_checkpoint(model_type, seed, work)
+    checkpoint = seeded_checkpoint(model_type, seed, work / "weights")
     managers = {mode: bench_manager(model_type, checkpoint, "cpu", mode, compile_model,
                                     work / mode, 64, warm_up=True) for mode in modes}
-    meta = build_sam2(_meta_config(model_type), str(checkpoint), device="cpu")
+    meta = build_sam2(meta_sam2_config(model_type), str(checkpoint), device="cpu")
     rows = []
     for side in points:
         for name, values in params.items():
