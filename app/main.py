@@ -71,8 +71,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]}
-                  for e in exc.errors()]
+        errors = [{"field": _field(e), "message": e["msg"]} for e in exc.errors()]
         return await service_error(request, InvalidRequest("The request is not valid",
                                                            {"errors": errors}))
 
@@ -85,6 +84,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected_error", path=request.url.path)
         return _answer(ServiceError("An unexpected error occurred"))
+
+
+def _field(error: dict) -> str:
+    """A validation error's dotted field path, or `body` for the body as a whole: not
+    JSON (pydantic then locates the error by a character offset), or not an object."""
+    path = error["loc"][1:]
+    return "body" if error["type"] == "json_invalid" or not path else ".".join(map(str, path))
 
 
 def create_app() -> FastAPI:

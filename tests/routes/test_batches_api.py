@@ -85,6 +85,11 @@ def test_batch_over_http_runs_a_folder_resumes_and_cancels(tmp_path, start_serve
     misspelt = requests.post(server.url + "/batches", json={"input": "photos",
                              "params": {"points_per_sid": 8}}, headers=KEY, timeout=5)
     assert misspelt.status_code == 422 and "points_per_sid" in misspelt.text
+    for raw in ("input=photos", "[]"):  # not JSON; JSON but not an object
+        not_json = requests.post(server.url + "/batches", data=raw, headers={
+            **KEY, "Content-Type": "application/json"}, timeout=5)
+        assert not_json.status_code == 422, not_json.text
+        assert [e["field"] for e in not_json.json()["details"]["errors"]] == ["body"]
     unknown = requests.get(f"{server.url}/batches/{uuid.uuid4()}", headers=KEY, timeout=5)
     assert unknown.status_code == 404 and unknown.json()["error_code"] == "NOT_FOUND"
 
