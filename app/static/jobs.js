@@ -7,6 +7,7 @@
 const JOB_POLL_MS = 400;
 const PHASES = {
   queued: "Queued, waiting for a free slot",
+  requeued: "Its worker was lost: queued again",
   received: "Starting",
   preprocessed: "Reading the image",
   model_loaded: "Loading the model",
@@ -22,13 +23,15 @@ function showJobProgress(state) {
   bar.hidden = label.hidden = !state;
   if (!state) return;
   const progress = state.progress || {};
-  const phase = state.status === "queued" ? "queued" : (progress.phase || "received");
+  const waiting = state.status === "queued" || state.status === "requeued";
+  const phase = waiting ? state.status : (progress.phase || "received");
   const share = progress.batches_done;
   // The bar: the phases before generation take little; generation fills most of it.
   const base = Math.max(0, PHASE_ORDER.indexOf(phase)) / (PHASE_ORDER.length - 1) * 0.3;
   bar.value = phase === "completed" ? 1 : phase === "masks_generated" && share != null ? 0.1 + 0.85 * share
     : phase === "objects_saved" ? 0.95 : base;
   label.textContent = PHASES[phase] || phase;
+  if (phase === "requeued") label.textContent += ` (attempt ${state.attempt})`;
   if (phase === "masks_generated" && share != null) {
     label.textContent += ` · ${Math.round(share * 100)}% of point batches done`;
   }

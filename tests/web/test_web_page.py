@@ -148,6 +148,14 @@ def test_progress_bar_shows_the_phase_and_the_batches_done(page, server):
     assert page.locator("[aria-live], [role=status], [role=alert]").count() == 2  # #status, #error
 
 
+def test_a_job_requeued_after_its_worker_was_lost_says_so(page, server):
+    # The state GET /jobs/{id} reads after a worker is lost (tests/scale make it for real).
+    page.goto(server.url)
+    page.evaluate("showJobProgress({status: 'requeued', attempt: 2, progress: {}})")
+    expect(page.locator("#job-phase")).to_have_text("Its worker was lost: queued again (attempt 2)")
+    expect(page.locator("#status")).to_have_text("Its worker was lost: queued again")
+
+
 # Every text a live region (role=status) takes, in order, collected in window.heard.
 ANNOUNCEMENTS = """() => {
   window.heard = [];
