@@ -14,7 +14,7 @@ from rich.table import Table
 
 from app.cli.prompt_options import PromptSource
 from app.core.config import S3Location, Settings
-from app.core.errors import InvalidRequest, ServiceError
+from app.core.errors import InvalidRequest, ServiceError, StorageError
 from app.schemas import GenerationParams, JobRequest
 from app.schemas.params import CocoSegmentation
 from app.services.batches.inputs import BatchInput
@@ -57,7 +57,7 @@ async def run_batch(inputs: list[BatchInput], options: BatchOptions, settings: S
             jobs = await start_jobs(settings)
             ready, state = await jobs.readiness()
             if not ready:
-                raise ServiceError("Jobs cannot run now", state)
+                raise _not_ready(state, options.out)
             manifest = open_manifest(options.out)
         except ServiceError as exc:  # no model, no broker, no storage: nothing ran
             _print_error(console, exc)
@@ -109,6 +109,14 @@ def _summary(batch, manifest: str) -> Table | str:
     if len(batch.failures) > _FAILURES_SHOWN:
         table.add_row(f"... {len(batch.failures) - _FAILURES_SHOWN} more", "see the manifest")
     return table
+
+
+def _not_ready(state: dict, out: Path | S3Location) -> ServiceError:
+    """Why no job can run, as what to fix (the log line above it has the store's words)."""
+    if state.get("results_writable") is False:
+        return StorageError(f"Cannot write results to {out}", {"remedies": [
+            "check that the folder or bucket exists and that this user may write to it"]})
+    return ServiceError("Jobs cannot run now", state)
 
 
 def _print_error(console: Console, exc: ServiceError) -> None:

@@ -113,6 +113,14 @@ def test_inputs_that_are_not_there_are_usage_errors(tmp_path, s3, capsys, monkey
     assert not (tmp_path / "results").exists()
 
 
+def test_an_output_bucket_that_does_not_exist_is_named(tmp_path, s3, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.png").write_bytes(image_bytes())
+    assert main(["segment", "a.png", "--model", "sam_tiny", "--out", "s3://no-such-bucket/out/"]) == 1
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "STORAGE_ERROR: Cannot write results to s3://no-such-bucket/out" in printed, printed
+
+
 def test_out_of_range_parameter_is_a_usage_error(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["segment", str(tmp_path), "--points-per-side", "0"]) == 2
