@@ -8,8 +8,9 @@ products run slower in bf16 than in fp32, so it falls back to exact and records 
 
 PRECISION=auto picks fast only where fast's speed and its agreement with the stock
 masks have been measured to pay (docs/performance.md): CUDA capability >= 8.0 and
-CPUs with AMX-BF16 (`_AUTO_FAST_CPU_FLAGS`); exact everywhere else, including CPUs
-with AVX512-BF16 but no AMX, where fast's gain over exact is not yet shown.
+CPUs with AMX-BF16 (`_AUTO_FAST_CPU_FLAGS`) for every model; CPUs with AVX512-BF16 but
+no AMX (AMD Zen 4) for the models measured faster there (`_AUTO_FAST_AVX512_BF16_MODELS`);
+exact everywhere else.
 """
 
 import os
@@ -25,11 +26,12 @@ log = get_logger(__name__)
 
 Precision = Literal["auto", "exact", "fast"]
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-# Where auto may choose fast (docs/performance.md). AMX: measured to pay. AVX512-BF16
-# without AMX (AMD Zen 4): the compiled bf16 encoder is 2-3.5x fp32, but whole
-# generations beat exact by 7 % in one disturbed run and 42 % in another, so auto stays
-# exact there until an idle run settles it; PRECISION=fast still runs bf16.
+# Where auto may choose fast (docs/performance.md). AMX: measured to pay.
 _AUTO_FAST_CPU_FLAGS = ("amx_bf16",)
+# AVX512-BF16 without AMX (AMD Zen 4): whole generations measured faster in bf16 on an
+# idle machine, agreement held, for these models only; sam_tiny's small encoder gains
+# little, and its results are the ones tests compare with stock.
+_AUTO_FAST_AVX512_BF16_MODELS = frozenset({"vit_b"})
 _MIN_CUDA_CAPABILITY = (8, 0)  # Ampere: first generation with bf16 tensor cores
 
 
@@ -47,8 +49,12 @@ class Bf16Support:
     was measured on this kind of device (auto allowed)."""
 
     native: bool
-    measured: bool
+    measured: bool  # for every model
     evidence: str
+    measured_models: frozenset[str] = frozenset()  # or for these only
+
+    def measured_for(self, model_type: str) -> bool:
+        return self.measured or model_type in self.measured_models
 
 
 def _cpu_flags() -> list[str]:
@@ -73,23 +79,25 @@ def bf16_support(device: torch.device) -> Bf16Support:
             f"cpu has none of {', '.join(_CPU_BF16_FLAGS)} "
             f"(torch cpu capability {torch.backends.cpu.get_cpu_capability()})"))
     measured = any(f in _AUTO_FAST_CPU_FLAGS for f in found)
-    return Bf16Support(True, measured, "cpu flags: " + ", ".join(found))
+    return Bf16Support(True, measured, "cpu flags: " + ", ".join(found),
+                       _AUTO_FAST_AVX512_BF16_MODELS)
 
 
-def choose_precision(requested: Precision, device: torch.device,
+def choose_precision(requested: Precision, device: torch.device, model_type: str = "",
                      support: Callable[[torch.device], Bf16Support] = bf16_support,
                      ) -> PrecisionChoice:
-    """Resolve PRECISION for this device: `fast` needs native bf16, `auto` also needs
-    fast's agreement to have been measured on this kind of device."""
+    """Resolve PRECISION for this device and model: `fast` needs native bf16, `auto`
+    also needs fast's gain and agreement measured on this kind of device (and model)."""
     if requested == "exact":
         return PrecisionChoice("exact")
     found = support(device)
-    if found.native and (requested == "fast" or found.measured):
+    if found.native and (requested == "fast" or found.measured_for(model_type)):
         return PrecisionChoice("fast")
     if not found.native:
         reason = f"bf16 is not native on {device.type}: {found.evidence}"
     else:
-        reason = f"fast's agreement is not measured on {device.type} with {found.evidence}"
+        reason = (f"fast's gain and agreement are not measured for {model_type or 'this model'} "
+                  f"on {device.type} with {found.evidence}")
     if requested == "fast":
         log.warning("precision_fallback", requested=requested, mode="exact", reason=reason)
     return PrecisionChoice("exact", reason)

@@ -51,7 +51,8 @@ class ModelManager:
         self._engine_model: nn.Module | None = None
         self._lock = threading.Lock()
         # Decided once: metadata.json and GET /info report the mode actually used.
-        self.precision_choice = choose_precision(settings.PRECISION, torch.device(self.device))
+        self.precision_choice = choose_precision(settings.PRECISION, torch.device(self.device),
+                                                 self.model_type)
         self.compile_model = settings.COMPILE_MODEL == "on" or (
             settings.COMPILE_MODEL == "auto" and self.model_type != "sam_tiny")
         if self.compile_model:

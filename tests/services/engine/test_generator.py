@@ -91,8 +91,8 @@ def test_engine_returns_no_masks_when_every_mask_is_filtered_out(sam):
 
 def test_manager_reports_precision_and_serves_the_engine(tiny_checkpoint, monkeypatch):
     monkeypatch.setattr("app.services.model.manager.choose_precision",
-                        lambda requested, device: choose_precision(
-                            requested, device,
+                        lambda requested, device, model: choose_precision(
+                            requested, device, model,
                             support=lambda d: Bf16Support(False, False, "no bf16 here")))
     manager = ModelManager(Settings(DEFAULT_MODEL="sam_tiny", SAM_CHECKPOINT_PATH=tiny_checkpoint,
                                     PRECISION="fast", COMPILE_MODEL="off"))

@@ -38,13 +38,16 @@ def test_auto_uses_fast_where_agreement_was_measured():
     assert choice.mode == "fast"
 
 
-@pytest.mark.parametrize(("flags", "native", "auto_mode"), [
-    ("fpu avx2", False, "exact"), ("avx512f avx512_bf16", True, "exact"),
-    ("avx512_bf16 amx_bf16 amx_tile", True, "fast")])
-def test_auto_picks_fast_on_amx_cpus_only(monkeypatch, flags, native, auto_mode):
+@pytest.mark.parametrize(("flags", "model", "native", "auto_mode"), [
+    ("fpu avx2", "vit_b", False, "exact"),
+    ("avx512f avx512_bf16", "vit_b", True, "fast"),  # measured to pay on AMD Zen 4
+    ("avx512f avx512_bf16", "sam_tiny", True, "exact"),  # not measured to pay there
+    ("avx512_bf16 amx_bf16 amx_tile", "sam_tiny", True, "fast")])
+def test_auto_picks_fast_on_amx_cpus_and_measured_models_on_avx512_bf16(
+        monkeypatch, flags, model, native, auto_mode):
     monkeypatch.setattr("app.services.engine.precision._cpu_flags", flags.split)
     assert bf16_support(CPU).native is native
-    assert choose_precision("auto", CPU).mode == auto_mode
+    assert choose_precision("auto", CPU, model).mode == auto_mode
 
 
 @pytest.mark.parametrize(("capability", "native"), [((7, 5), False), ((8, 0), True)])
