@@ -88,7 +88,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def _field(error: dict) -> str:
     """A validation error's dotted field path, or `body` for the body as a whole: not
-    JSON (pydantic then locates the error by a character offset), or not an object."""
+    JSON (FastAPI then locates the error by a character offset), or not an object."""
     path = error["loc"][1:]
     return "body" if error["type"] == "json_invalid" or not path else ".".join(map(str, path))
 

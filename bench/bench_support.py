@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import torch
 
+from app.services.engine.precision import cpu_flags
 
 # The CPU flags that decide matrix-product speed (bf16 and AMX above all), as lscpu names them.
 _SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
@@ -21,16 +22,17 @@ def machine_description() -> str:
     capability torch dispatches to."""
     try:
         lines = open("/proc/cpuinfo").read().splitlines()
-        cpu = next(l.split(":", 1)[1].strip() for l in lines if l.startswith("model name"))
-        flags = next(l.split(":", 1)[1].split() for l in lines if l.startswith("flags"))
-        has = " ".join(f for f in _SPEED_FLAGS if f in flags) or "-"
-        lacks = " ".join(f for f in _SPEED_FLAGS if f not in flags) or "-"
-        cpu += f" (flags: {has}; lacks: {lacks})"
-    except (OSError, StopIteration):
-        cpu = "unknown CPU"
+    except OSError:
+        lines = []
+    cpu = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")),
+               "unknown CPU")
+    flags = cpu_flags()
+    has = " ".join(f for f in _SPEED_FLAGS if f in flags) or "-"
+    lacks = " ".join(f for f in _SPEED_FLAGS if f not in flags) or "-"
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return (f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads{gpu}, "
-            f"torch {torch.__version__}, cpu capability {torch.backends.cpu.get_cpu_capability()}")
+    return (f"{cpu} (flags: {has}; lacks: {lacks}), {os.cpu_count()} cores, "
+            f"{torch.get_num_threads()} torch threads{gpu}, torch {torch.__version__}, "
+            f"cpu capability {torch.backends.cpu.get_cpu_capability()}")
 
 
 def generated_image(width: int, height: int, seed: int = 0) -> np.ndarray:

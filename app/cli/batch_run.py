@@ -112,10 +112,11 @@ def _summary(batch, manifest: str) -> Table | str:
 
 
 def _not_ready(state: dict, out: Path | S3Location) -> ServiceError:
-    """Why no job can run, as what to fix (the log line above it has the store's words)."""
+    """Why no job can run, as what to fix (the store's own words are in the log)."""
     if state.get("results_writable") is False:
         return StorageError(f"Cannot write results to {out}", {"remedies": [
-            "check that the folder or bucket exists and that this user may write to it"]})
+            "check that the folder or bucket exists and that this user may write to it"],
+            **state})
     return ServiceError("Jobs cannot run now", state)
 
 

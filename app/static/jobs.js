@@ -15,7 +15,8 @@ const PHASES = {
   objects_saved: "Saving the objects",
   completed: "Done",
 };
-const PHASE_ORDER = Object.keys(PHASES);
+// Waiting states sit at the bar's start: a requeued job went back, not forward.
+const PHASE_ORDER = Object.keys(PHASES).filter((phase) => phase !== "requeued");
 
 function showJobProgress(state) {
   const bar = document.getElementById("job-progress");

@@ -116,7 +116,8 @@ def test_inputs_that_are_not_there_are_usage_errors(tmp_path, s3, capsys, monkey
 def test_an_output_bucket_that_does_not_exist_is_named(tmp_path, s3, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a.png").write_bytes(image_bytes())
-    assert main(["segment", "a.png", "--model", "sam_tiny", "--out", "s3://no-such-bucket/out/"]) == 1
+    out = "s3://no-such-bucket/out/"
+    assert main(["segment", "a.png", "--model", "sam_tiny", "--out", out]) == 1
     printed = " ".join(capsys.readouterr().out.split())
     assert "STORAGE_ERROR: Cannot write results to s3://no-such-bucket/out" in printed, printed
 

@@ -27,7 +27,8 @@ DecodeBatch = Callable[[np.ndarray], MaskData]
 
 
 class CropLoop(ABC):
-    stability_score_thresh: float  # each family's generator sets it, with its default
+    pred_iou_thresh: float  # each family's generator sets these, with its defaults
+    stability_score_thresh: float
 
     def __init__(self, batch_size: int, points_per_side: int | None, point_grids: list | None,
                  box_nms_thresh: float, crop_n_layers: int, crop_nms_thresh: float,
@@ -78,6 +79,17 @@ class CropLoop(ABC):
                 records, self.min_mask_region_area,
                 max(self.box_nms_thresh, self.crop_nms_thresh))
         return records
+
+    def _min_iou_to_upscale(self, refined_first: bool = False) -> float | None:
+        """What a prompt's predicted IoU must exceed for its masks to be upscaled (see
+        `decoder.upscale_passing`): `_keep_passing_iou`'s threshold, or None when every
+        mask is needed: no filter, or masks refined (m2m) before the filter reads them."""
+        return None if refined_first or self.pred_iou_thresh <= 0.0 else self.pred_iou_thresh
+
+    def _keep_passing_iou(self, data: MaskData) -> None:
+        """The stock predicted-IoU filter (`>`, as `upscale_passing` reads it)."""
+        if self.pred_iou_thresh > 0.0:
+            data.filter(data["iou_preds"] > self.pred_iou_thresh)
 
     def _scored(self, data: MaskData, stability: list[Tensor], boxes: list[Tensor],
                 crop_box: list[int], orig_size: tuple[int, ...]) -> MaskData:

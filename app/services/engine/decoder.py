@@ -77,6 +77,12 @@ def _image_to_token_update(attn: Attention, image_q: Tensor | None, x_plus_pe: T
     return attn_w.view(b, n, h * t) @ values_out + attn.out_proj.bias
 
 
+def upscale_batch_size(batch_size: int) -> int:
+    """Prompts upscaled per call (one compiled shape, padded): a quarter of the decode
+    batch, so few are wasted when only some prompts of a batch pass the IoU filter."""
+    return max(1, batch_size // 4)
+
+
 def upscale_passing(upscale: Callable[..., Tensor], queries: Tensor, keys: Tensor, iou: Tensor,
                     min_iou: float | None, batch: int, *image: Tensor) -> Tensor:
     """The multimask logits (n,3,4h,4w), fp32, of the n prompts whose IoU is `iou` (n,3):

@@ -62,7 +62,7 @@ class MaskEngine(CropLoop):
         crop_size = cropped.shape[:2]
         state, input_size = self.runtime.embed(cropped)
         crop = (crop_box, input_size, crop_size)
-        min_iou = self.pred_iou_thresh if self.pred_iou_thresh > 0.0 else None
+        min_iou = self._min_iou_to_upscale()
 
         def decode(points: np.ndarray) -> MaskData:
             low_res, iou = self.runtime.decode(state, points, crop_size, min_iou=min_iou)
@@ -76,8 +76,7 @@ class MaskEngine(CropLoop):
         crop_box, input_size, crop_size = crop
         data = MaskData(low_res=low_res.flatten(0, 1), iou_preds=iou.flatten(0, 1),
                         points=torch.as_tensor(points.repeat(low_res.shape[1], axis=0)))
-        if self.pred_iou_thresh > 0.0:
-            data.filter(data["iou_preds"] > self.pred_iou_thresh)
+        self._keep_passing_iou(data)
         stability, boxes = [], []
         scored_size = input_size if self.fast else crop_size
         for chunk in data["low_res"].split(chunk_size(np.prod(scored_size), _MEMORY_BUDGET)):

@@ -28,9 +28,9 @@ Precision = Literal["auto", "exact", "fast"]
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 # Where auto may choose fast (docs/performance.md). AMX: measured to pay.
 _AUTO_FAST_CPU_FLAGS = ("amx_bf16",)
-# AVX512-BF16 without AMX (AMD Zen 4): whole generations measured faster in bf16 on an
-# idle machine, agreement held, for these models only; sam_tiny's small encoder gains
-# little, and its results are the ones tests compare with stock.
+# AVX512-BF16 without AMX (AMD Zen 4): bf16 products run about 2x fp32, not AMX's 8x or
+# more, so fast pays only where the big matrix products dominate. auto picks it for the
+# models whole generations were measured faster in, agreement held; others stay exact.
 _AUTO_FAST_AVX512_BF16_MODELS = frozenset({"vit_b"})
 _MIN_CUDA_CAPABILITY = (8, 0)  # Ampere: first generation with bf16 tensor cores
 
@@ -57,7 +57,8 @@ class Bf16Support:
         return self.measured or model_type in self.measured_models
 
 
-def _cpu_flags() -> list[str]:
+def cpu_flags() -> list[str]:
+    """/proc/cpuinfo's words (its flags among them); empty where there is no such file."""
     try:
         return Path("/proc/cpuinfo").read_text().split()
     except OSError:
@@ -72,7 +73,7 @@ def bf16_support(device: torch.device) -> Bf16Support:
         native = (torch.cuda.is_bf16_supported(including_emulation=False)
                   and capability >= _MIN_CUDA_CAPABILITY)
         return Bf16Support(native, native, f"cuda capability {capability}, native bf16: {native}")
-    flags = _cpu_flags()
+    flags = cpu_flags()
     found = [f for f in _CPU_BF16_FLAGS if f in flags]
     if not found:
         return Bf16Support(False, False, (
@@ -83,7 +84,7 @@ def bf16_support(device: torch.device) -> Bf16Support:
                        _AUTO_FAST_AVX512_BF16_MODELS)
 
 
-def choose_precision(requested: Precision, device: torch.device, model_type: str = "",
+def choose_precision(requested: Precision, device: torch.device, model_type: str,
                      support: Callable[[torch.device], Bf16Support] = bf16_support,
                      ) -> PrecisionChoice:
     """Resolve PRECISION for this device and model: `fast` needs native bf16, `auto`
@@ -96,7 +97,7 @@ def choose_precision(requested: Precision, device: torch.device, model_type: str
     if not found.native:
         reason = f"bf16 is not native on {device.type}: {found.evidence}"
     else:
-        reason = (f"fast's gain and agreement are not measured for {model_type or 'this model'} "
+        reason = (f"fast's gain and agreement are not measured for {model_type} "
                   f"on {device.type} with {found.evidence}")
     if requested == "fast":
         log.warning("precision_fallback", requested=requested, mode="exact", reason=reason)

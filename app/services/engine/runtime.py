@@ -14,7 +14,7 @@ from torch import Tensor
 
 from app.core.logging import get_logger
 from app.services.engine.attention import attend_by_head_groups
-from app.services.engine.decoder import PointMaskDecoder, upscale_passing
+from app.services.engine.decoder import PointMaskDecoder, upscale_batch_size, upscale_passing
 from app.services.engine.precision import CompiledOrEager, PrecisionChoice
 
 log = get_logger(__name__)
@@ -38,9 +38,7 @@ class SamRuntime:
         self._encode = CompiledOrEager(sam.image_encoder, "image_encoder", compile_model)
         self._decode = CompiledOrEager(self._decoder, "mask_decoder", compile_model)
         self._upscale = CompiledOrEager(self._decoder.masks, "mask_upscaling", compile_model)
-        # Prompts upscaled per call (one compiled shape, padded): a quarter batch, so
-        # few are wasted when only some prompts of a batch pass the IoU filter.
-        self.upscale_batch = max(1, batch_size // 4)
+        self.upscale_batch = upscale_batch_size(batch_size)
         self._lock = threading.Lock()
         self.warm_up_seconds: float | None = None
         self._dense_pe: Tensor | None = None

@@ -16,25 +16,25 @@ CPU = torch.device("cpu")
 
 
 def test_fast_falls_back_to_exact_without_native_bf16():
-    choice = choose_precision("fast", CPU, support=lambda d: Bf16Support(
+    choice = choose_precision("fast", CPU, "vit_b", support=lambda d: Bf16Support(
         False, False, "cpu has none of amx_bf16, avx512_bf16"))
     assert choice.mode == "exact"
     assert "amx_bf16" in choice.fallback_reason
 
 
 def test_fast_is_used_where_bf16_is_native():
-    choice = choose_precision("fast", CPU, support=lambda d: Bf16Support(True, False, "x"))
+    choice = choose_precision("fast", CPU, "vit_b", support=lambda d: Bf16Support(True, False, "x"))
     assert (choice.mode, choice.fallback_reason) == ("fast", None)
 
 
 def test_auto_uses_exact_where_fast_agreement_was_not_measured():
-    choice = choose_precision("auto", CPU, support=lambda d: Bf16Support(True, False, "x"))
+    choice = choose_precision("auto", CPU, "vit_b", support=lambda d: Bf16Support(True, False, "x"))
     assert choice.mode == "exact"
     assert "not measured" in choice.fallback_reason
 
 
 def test_auto_uses_fast_where_agreement_was_measured():
-    choice = choose_precision("auto", CPU, support=lambda d: Bf16Support(True, True, "x"))
+    choice = choose_precision("auto", CPU, "vit_b", support=lambda d: Bf16Support(True, True, "x"))
     assert choice.mode == "fast"
 
 
@@ -45,7 +45,7 @@ def test_auto_uses_fast_where_agreement_was_measured():
     ("avx512_bf16 amx_bf16 amx_tile", "sam_tiny", True, "fast")])
 def test_auto_picks_fast_on_amx_cpus_and_measured_models_on_avx512_bf16(
         monkeypatch, flags, model, native, auto_mode):
-    monkeypatch.setattr("app.services.engine.precision._cpu_flags", flags.split)
+    monkeypatch.setattr("app.services.engine.precision.cpu_flags", flags.split)
     assert bf16_support(CPU).native is native
     assert choose_precision("auto", CPU, model).mode == auto_mode
 

@@ -54,26 +54,48 @@ def test_automatic_masks_equal_meta_generator_with_filters_off(models, image):
     assert agreement.matched == 27 and agreement.mean_matched_iou >= 0.99
 
 
-def test_iou_filter_before_upscaling_keeps_meta_generator_masks(models, image):
-    # Only prompts with a mask above the IoU threshold are upscaled: a threshold between
-    # the two middle predicted IoUs (float rounding cannot cross it) keeps Meta's half.
+def _threshold_keeping(runtime, image, kept: int, **params) -> float:
+    """A predicted-IoU threshold that keeps the `kept` best of the unfiltered masks,
+    half-way between two scores that float rounding cannot confuse."""
+    masks = Sam2MaskEngine(runtime, **params, **FILTERS_OFF).generate(image)
+    scores = sorted((r.predicted_iou for r in masks), reverse=True)
+    assert scores[kept - 1] - scores[kept] > 1e-4
+    return (scores[kept - 1] + scores[kept]) / 2
+
+
+def _count_upscaled(runtime, monkeypatch) -> list[int]:
+    """The number of prompts each call of the runtime's mask upscaling receives."""
+    calls, real_upscale = [], runtime._upscale
+    monkeypatch.setattr(runtime, "_upscale",
+                        lambda q, *rest: calls.append(len(q)) or real_upscale(q, *rest))
+    return calls
+
+
+def test_only_prompts_passing_the_iou_filter_are_upscaled_and_masks_stay_meta(
+        models, image, monkeypatch):
     meta, runtime = models
-    unfiltered = Sam2MaskEngine(runtime, points_per_side=3, box_nms_thresh=1.0,
-                                **FILTERS_OFF).generate(image)
-    scores = sorted(r.predicted_iou for r in unfiltered)
-    threshold = (scores[13] + scores[14]) / 2
-    agreement = _agreement(meta, runtime, image, points_per_side=3, box_nms_thresh=1.0,
-                           pred_iou_thresh=threshold, stability_score_thresh=0.0)
-    assert 0 < agreement.reference_count < 27
-    assert agreement.candidate_count == agreement.matched == agreement.reference_count
+    grid = {"points_per_side": 3, "box_nms_thresh": 1.0}  # 9 prompts, 27 masks
+    threshold = _threshold_keeping(runtime, image, 3, **grid)
+    upscaled = _count_upscaled(runtime, monkeypatch)
+    agreement = _agreement(meta, runtime, image, **grid, pred_iou_thresh=threshold,
+                           stability_score_thresh=0.0)
+    assert agreement.reference_count == agreement.candidate_count == agreement.matched == 3
     assert agreement.mean_matched_iou >= 0.99
+    assert 0 < len(upscaled) * runtime.upscale_batch <= 3  # of 9 prompts
 
 
-def test_automatic_masks_with_m2m_and_nms_equal_meta_generator(models, image):
-    # one point: its three candidates each refined (m2m), then box NMS between them
-    agreement = _agreement(*models, image, points_per_side=1, use_m2m=True, **FILTERS_OFF)
+def test_m2m_refines_every_mask_before_the_iou_filter_as_meta_does(models, image, monkeypatch):
+    # The IoU filter reads the refined masks' scores, so every prompt is upscaled first;
+    # then the filter and box NMS, as Meta's generator.
+    meta, runtime = models
+    grid = {"points_per_side": 2, "use_m2m": True}  # 4 prompts, 12 masks
+    threshold = _threshold_keeping(runtime, image, 6, box_nms_thresh=1.0, **grid)
+    upscaled = _count_upscaled(runtime, monkeypatch)
+    agreement = _agreement(meta, runtime, image, **grid, pred_iou_thresh=threshold,
+                           stability_score_thresh=0.0)
     assert agreement.candidate_count == agreement.reference_count >= 1
-    assert agreement.mean_matched_iou >= 0.99
+    assert agreement.matched == agreement.reference_count and agreement.mean_matched_iou >= 0.99
+    assert len(upscaled) * runtime.upscale_batch == 4
 
 
 PROMPTS = {

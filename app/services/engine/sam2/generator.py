@@ -82,9 +82,8 @@ class Sam2MaskEngine(CropLoop):
         """Meta's `_process_batch`, with the IoU filter moved before the upsampling."""
         if state is not None:
             coords = self.runtime.to_input_frame(points, crop_size)
-            # Without m2m the IoU filter reads the first decode: upscale only what passes.
-            min_iou = None if self.use_m2m or self.pred_iou_thresh <= 0.0 else self.pred_iou_thresh
-            low_res, iou = self.runtime.decode_points(state, coords, min_iou)
+            low_res, iou = self.runtime.decode_points(state, coords,
+                                                      self._min_iou_to_upscale(self.use_m2m))
         else:
             low_res, iou = self._decode_points(features, points, crop_size, None, False)
         k = low_res.shape[1]
@@ -99,8 +98,7 @@ class Sam2MaskEngine(CropLoop):
                 refined.append(one[:, 0])
                 scores.append(score[:, 0])
             data["low_res"], data["iou_preds"] = torch.cat(refined), torch.cat(scores)
-        if self.pred_iou_thresh > 0.0:
-            data.filter(data["iou_preds"] > self.pred_iou_thresh)
+        self._keep_passing_iou(data)
         stability, boxes = [], []
         for chunk in data["low_res"].split(chunk_size(np.prod(crop_size), _MEMORY_BUDGET)):
             logits = self._full_logits(chunk, crop_size)

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.core.logging import get_logger
+from app.services.engine.decoder import upscale_batch_size, upscale_passing
 from app.services.engine.precision import CompiledOrEager, PrecisionChoice
-from app.services.engine.decoder import upscale_passing
 from app.services.engine.sam2.decoder import Sam2PointDecoder
 
 log = get_logger(__name__)
@@ -48,16 +48,15 @@ class Sam2Runtime:
         self._lock = threading.Lock()
         self._image_pe: Tensor | None = None
         self._points = Sam2PointDecoder(model)
-        # Only the point decoder is compiled (about 1.9x per batch here); the encoder runs
-        # eagerly, as Meta's does.
-        self._decode_points = CompiledOrEager(self._points, "sam2_point_decoder", compile_model)
+        # Only the point decoder's two parts are compiled (about 1.9x per batch here);
+        # the encoder runs eagerly, as Meta's does.
+        self._transformer = CompiledOrEager(self._points, "sam2_point_decoder", compile_model)
         self._upscale = CompiledOrEager(self._points.masks, "sam2_mask_upscaling", compile_model)
-        # Prompts upscaled per call (one compiled shape, padded), as SamRuntime's.
-        self.upscale_batch = max(1, batch_size // 4)
+        self.upscale_batch = upscale_batch_size(batch_size)
 
     @property
     def compiled(self) -> bool:
-        return self._decode_points.is_compiled and self._upscale.is_compiled
+        return self._transformer.is_compiled and self._upscale.is_compiled
 
     @property
     def device(self) -> torch.device:
@@ -147,7 +146,7 @@ class Sam2Runtime:
                 tokens = torch.cat([tokens.expand(len(coords), -1, -1), sparse[0]], dim=1)
             shared, high_res_rows = state
             with self._autocast():
-                queries, keys, iou = self._decode_points(tokens, *shared)
+                queries, keys, iou = self._transformer(tokens, *shared)
                 iou = iou[:n].float()
                 low_res = upscale_passing(self._upscale, queries, keys, iou, min_iou,
                                           self.upscale_batch, *high_res_rows)
@@ -163,7 +162,7 @@ class Sam2Runtime:
         return coords * self.side
 
     def warm_up(self) -> float:
-        """Run both parts once on a blank image."""
+        """Run the encoder and the point decoder's compiled parts once on a blank image."""
         started = time.monotonic()
         features = self.embed(np.zeros((self.side, self.side, 3), np.uint8))
         self.decode_points(self.point_state(features),

@@ -10,8 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from app.core.errors import StorageError
+from app.core.logging import get_logger
 from app.services.results import layout
 from app.services.results.storage import FolderInfo, FolderWriter, Storage
+
+log = get_logger(__name__)
 
 _CHUNK = 256 * 1024
 
@@ -158,7 +161,8 @@ class LocalStorage(Storage):
             self.root.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=self.root):
                 return True
-        except OSError:
+        except OSError as exc:
+            log.warning("storage_not_writable", error=str(exc))
             return False
 
 
