@@ -1,5 +1,7 @@
 """Start-up cost: `prepare_model(warm_up=True)` in a fresh process, twice on one
-inductor cache folder: the first compiles (cold), the second is a restart (warm).
+cache folder: the first compiles (cold), the second is a restart (warm). Then two
+requests' model work (encode a random image, decode one batch of points): the first
+after "ready" should take no longer than the second.
 
     python -m bench.amg_bench --startup --models vit_b --modes exact,fast
     python -m bench.startup --model vit_b --mode exact --cache DIR   # one child
@@ -13,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from bench.bench_models import TRAINED_SAM_TINY, bench_manager, seeded_checkpoint
 
 
@@ -22,9 +26,29 @@ def child(model: str, mode: str, cache: Path, device: str) -> dict:
     started = time.perf_counter()
     manager = bench_manager(model, checkpoint, device, mode, True, cache, 64, warm_up=True)
     runtime = manager.runtime()
+    ready = round(time.perf_counter() - started, 2)
     return {"model": model, "mode": manager.precision, "compiled": runtime.compiled,
             "load_s": manager.load_seconds, "warm_up_s": runtime.warm_up_seconds,
-            "prepare_model_s": round(time.perf_counter() - started, 2)}
+            "prepare_model_s": ready, "first_request_s": _request_seconds(runtime),
+            "second_request_s": _request_seconds(runtime), "peak_rss_mb": _peak_rss_mb()}
+
+
+def _peak_rss_mb() -> int:
+    """The process's peak resident memory (VmHWM): weights, compiled code, one request."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    return -1
+
+
+def _request_seconds(runtime) -> float:
+    """One request's model work: encode a random 1024x768 image, decode a full batch."""
+    image = np.random.default_rng(0).integers(0, 256, (768, 1024, 3), np.uint8)
+    points = np.random.default_rng(1).uniform(0, 768, (runtime.batch_size, 2))
+    started = time.perf_counter()
+    state, _ = runtime.embed(image)
+    runtime.decode(state, points, image.shape[:2])
+    return round(time.perf_counter() - started, 2)
 
 
 def cold_and_warm(models: list[str], modes: list[str], device: str,
@@ -45,10 +69,12 @@ def cold_and_warm(models: list[str], modes: list[str], device: str,
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| model | mode | start | compiled | load s | warm-up s | prepare_model s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | mode | start | compiled | load s | warm-up s | prepare_model s "
+             "| first request s | second request s | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['mode']} | {r['start']} | {r['compiled']} | {r['load_s']} "
-              f"| {r['warm_up_s']} | {r['prepare_model_s']} |" for r in rows]
+              f"| {r['warm_up_s']} | {r['prepare_model_s']} | {r['first_request_s']} "
+              f"| {r['second_request_s']} | {r['peak_rss_mb']} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 

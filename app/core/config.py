@@ -118,11 +118,13 @@ class Settings(BaseSettings):
     # where the hardware runs it fast (CUDA, CPUs with AMX/AVX512-BF16), else exact
     # with the reason recorded; auto = fast where supported, else exact.
     PRECISION: Literal["auto", "exact", "fast"] = "auto"
-    # torch.compile the image encoder and mask decoder (kernels cached under
-    # MODEL_CACHE_DIR/torch_compile; eager if compiling fails). auto: the ViT models
+    # Compile the image encoder and mask decoder: SAM 1 ahead of time into packages
+    # under MODEL_CACHE_DIR/aot_packages (a restart loads them), else torch.compile
+    # (kernels under MODEL_CACHE_DIR/torch_compile), else eager. auto: the ViT models
     # only; sam_tiny is too small to gain from it and compiling takes minutes.
     COMPILE_MODEL: Literal["auto", "on", "off"] = "auto"
-    # Compile and run the model once at startup, so the first request is not slow.
+    # Load the compiled packages (or compile and run the model once) at startup, so
+    # the first request is not slow.
     WARM_UP_AT_STARTUP: bool = True
     # Point prompts decoded per batch (one compiled shape; larger uses more memory).
     DECODE_BATCH_SIZE: int = Field(64, ge=1, le=1024)

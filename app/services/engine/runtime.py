@@ -1,10 +1,12 @@
 """One SAM model prepared for automatic mask generation: image encoder and point
-decoder, each compiled once per process (falling back to eager), run in the chosen
-precision, and shared by every request's `MaskEngine`.
+decoder, each compiled ahead of time into a stored package, or once per process by
+torch.compile, or run eagerly (each falls back to the next), in the chosen precision,
+and shared by every request's `MaskEngine`.
 """
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,6 +15,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from torch import Tensor
 
 from app.core.logging import get_logger
+from app.services.engine.aot_package import PackagedPart
 from app.services.engine.attention import attend_by_head_groups
 from app.services.engine.decoder import PointMaskDecoder, upscale_batch_size, upscale_passing
 from app.services.engine.precision import CompiledOrEager, PrecisionChoice
@@ -25,19 +28,26 @@ class SamRuntime:
 
     Batches are padded to `batch_size` so the compiled decoder sees one shape only
     (no recompilation for the last, shorter batch). Calls are serialised: compiled
-    code is built on first use, and two jobs sharing the CPU gain nothing anyway."""
+    code is built on first use, and two jobs sharing the CPU gain nothing anyway.
+    With `package_dir` (the manager passes one when compiling), each part is compiled
+    ahead of time into a package there, which a restart loads instead of tracing."""
 
     def __init__(self, sam: Sam, precision: PrecisionChoice, compile_model: bool,
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, package_dir: Path | None = None) -> None:
         self.sam = sam
         self.precision = precision
         self.batch_size = batch_size
         self.transform = ResizeLongestSide(sam.image_encoder.img_size)
         attend_by_head_groups(sam.image_encoder)  # same numbers, a fraction of the memory
         self._decoder = PointMaskDecoder(sam)
-        self._encode = CompiledOrEager(sam.image_encoder, "image_encoder", compile_model)
-        self._decode = CompiledOrEager(self._decoder, "mask_decoder", compile_model)
-        self._upscale = CompiledOrEager(self._decoder.masks, "mask_upscaling", compile_model)
+        self._parts = [PackagedPart(CompiledOrEager(fn, name, compile_model), owner,
+                                    self._autocast, package_dir)
+                       for fn, owner, name in ((sam.image_encoder, sam.image_encoder,
+                                                "image_encoder"),
+                                               (self._decoder, self._decoder, "mask_decoder"),
+                                               (self._decoder.masks, self._decoder,
+                                                "mask_upscaling"))]
+        self._encode, self._decode, self._upscale = self._parts
         self.upscale_batch = upscale_batch_size(batch_size)
         self._lock = threading.Lock()
         self.warm_up_seconds: float | None = None
@@ -49,7 +59,7 @@ class SamRuntime:
 
     @property
     def compiled(self) -> bool:
-        return all(p.is_compiled for p in (self._encode, self._decode, self._upscale))
+        return all(part.is_compiled for part in self._parts)
 
     def _autocast(self) -> torch.autocast:
         # Autocast follows the model's device, so the same code serves CPU and CUDA.
@@ -134,13 +144,18 @@ class SamRuntime:
         return low_res.float(), iou.float()
 
     def warm_up(self) -> float:
-        """Compile (or load compiled kernels from the cache) and run both parts once
-        on a blank image, so the first request does not pay for it."""
+        """Make the first request as fast as the next: load every part's stored
+        package, or, if a part has none, compile (or load cached kernels) by running
+        the model once on a blank image. A loaded package runs at steady speed from
+        its first call, so a restart that loads all of them runs nothing."""
         started = time.monotonic()
-        side = self.sam.image_encoder.img_size
-        state, _ = self.embed(np.zeros((side, side, 3), np.uint8))
-        self.decode(state, np.full((1, 2), side / 2), (side, side))
+        loaded = [part.load() for part in self._parts]
+        if not all(loaded):
+            side = self.sam.image_encoder.img_size
+            state, _ = self.embed(np.zeros((side, side, 3), np.uint8))
+            self.decode(state, np.full((1, 2), side / 2), (side, side))
         self.warm_up_seconds = round(time.monotonic() - started, 3)
         log.info("model_warmed_up", precision=self.precision.mode, compiled=self.compiled,
+                 packages_loaded=sum(loaded), ran_model=not all(loaded),
                  seconds=self.warm_up_seconds)
         return self.warm_up_seconds

@@ -35,8 +35,9 @@ class Family:
     name: str
     title: str  # for people: docs, /info
     load: Callable[[nn.Module, Path], None]  # weights from a checkpoint file into a model
-    # (model, precision, compile, decode batch size) -> the model prepared for generation
-    runtime: Callable[[nn.Module, PrecisionChoice, bool, int], Any]
+    # (model, precision, compile, decode batch size, folder for compiled packages or
+    # None) -> the model prepared for generation
+    runtime: Callable[[nn.Module, PrecisionChoice, bool, int, Path | None], Any]
     # (automatic, prompted): their constructors' keyword arguments are the parameters
     generators: tuple[type, type]
 
@@ -46,8 +47,8 @@ class Family:
         return signature_defaults(*self.generators)
 
     def engine(self, model: nn.Module, precision: PrecisionChoice, compile_model: bool,
-               batch_size: int) -> ModelEngine:
-        runtime = self.runtime(model, precision, compile_model, batch_size)
+               batch_size: int, package_dir: Path | None = None) -> ModelEngine:
+        runtime = self.runtime(model, precision, compile_model, batch_size, package_dir)
         return Engine(self.name, runtime, *self.generators)
 
 
@@ -56,7 +57,7 @@ FAMILIES: dict[str, Family] = {
                    SamRuntime,
                    (MaskEngine, PromptedEngine)),
     "sam2.1": Family("sam2.1", "Segment Anything 2.1 (image predictor)", load_meta_checkpoint,
-                     lambda model, precision, compile_model, batch: Sam2Runtime(
+                     lambda model, precision, compile_model, batch, _packages: Sam2Runtime(
                          model, precision, batch, compile_model),
                      (Sam2MaskEngine, Sam2PromptedEngine)),
 }

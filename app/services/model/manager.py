@@ -6,6 +6,7 @@ Loading is blocking (torch); callers run it in a worker thread.
 
 import threading
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -13,6 +14,7 @@ from torch import nn
 from app.core.config import Settings
 from app.core.errors import ModelLoadFailed
 from app.core.logging import get_logger
+from app.services.engine.aot_package import package_key
 from app.services.engine.interface import AutomaticGenerator, ModelEngine, PromptedGenerator
 from app.services.engine.precision import choose_precision, use_compile_cache
 from app.services.model.checkpoint import checkpoint_path
@@ -101,8 +103,21 @@ class ModelManager:
                 self._engine_model = model
                 self._engine = self.family.engine(model, self.precision_choice,
                                                   self.compile_model,
-                                                  self.settings.DECODE_BATCH_SIZE)
+                                                  self.settings.DECODE_BATCH_SIZE,
+                                                  self.package_dir())
             return self._engine
+
+    def package_dir(self) -> Path | None:
+        """Where this checkpoint's parts, compiled ahead of time for this precision,
+        device and batch size, are stored (None: not compiling). The checkpoint is
+        known by size and modification time: hashing it would cost seconds a start."""
+        if not self.compile_model:
+            return None
+        stat = self.checkpoint.stat()
+        key = package_key(self.device, self.model_type, stat.st_size, stat.st_mtime_ns,
+                          self.precision, self.settings.DECODE_BATCH_SIZE)
+        return (self.settings.MODEL_CACHE_DIR / "aot_packages"
+                / f"{self.model_type}-{self.precision}-{key}")
 
     def runtime(self):
         """The engine's runtime: the loaded model prepared for generation (benches use it)."""

@@ -1,0 +1,91 @@
+"""Compiled packages: which folder a start reads them from, and what happens when a
+package cannot be built or loaded. Real torch.export and real files; building a real
+package takes 10-20 s even for one linear layer, so that path is measured by
+`bench.startup` (docs/performance.md, "Warm restart"), not here."""
+
+import os
+import shutil
+from contextlib import nullcontext
+
+import pytest
+import torch
+from structlog.testing import capture_logs
+
+from app.core.config import Settings
+from app.services.engine.aot_package import PackagedPart, package_key
+from app.services.engine.precision import CompiledOrEager
+from app.services.model.manager import ModelManager
+
+
+def test_package_key_changes_with_every_fact_torch_and_the_cpu_kind(monkeypatch):
+    facts = ("vit_b", 375_059_467, 1_700_000_000_000_000_000, "exact", 64)
+    key = package_key("cpu", *facts)
+    assert package_key("cpu", *facts) == key
+    for changed in range(len(facts)):
+        other = list(facts)
+        other[changed] = "changed"
+        assert package_key("cpu", *other) != key
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    on_avx2 = package_key("cpu", *facts)
+    monkeypatch.setattr(torch, "__version__", "9.9.9")
+    assert len({key, on_avx2, package_key("cpu", *facts)}) == 3
+
+
+@pytest.fixture
+def manager_for(tmp_path, tiny_checkpoint, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))  # restored afterwards
+    checkpoint = tmp_path / "sam_tiny.pth"
+    shutil.copy(tiny_checkpoint, checkpoint)
+    return lambda **settings: ModelManager(Settings(**{
+        "DEFAULT_MODEL": "sam_tiny", "SAM_CHECKPOINT_PATH": checkpoint,
+        "MODEL_CACHE_DIR": tmp_path, "COMPILE_MODEL": "on", "DEVICE": "cpu", **settings}))
+
+
+def test_a_changed_checkpoint_or_precision_reads_another_package_folder(manager_for):
+    manager = manager_for(PRECISION="exact")
+    folder = manager.package_dir()
+    assert folder.parent == manager.settings.MODEL_CACHE_DIR / "aot_packages"
+    assert manager_for(PRECISION="exact").package_dir() == folder
+    assert manager_for(PRECISION="fast").package_dir() != folder
+    assert manager_for(PRECISION="exact", DECODE_BATCH_SIZE=32).package_dir() != folder
+    stat = manager.checkpoint.stat()
+    os.utime(manager.checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert manager.package_dir() != folder
+
+
+def test_no_package_folder_without_compiling(manager_for):
+    assert manager_for(COMPILE_MODEL="off").package_dir() is None
+
+
+def _data_dependent(x: torch.Tensor) -> torch.Tensor:
+    # A branch on a value: torch.export refuses it, eager and torch.compile run it.
+    return x * 2 if x.sum() > 0 else x
+
+
+def _part(folder) -> PackagedPart:
+    return PackagedPart(CompiledOrEager(_data_dependent, "part", enabled=False),
+                        torch.nn.Module(), nullcontext, folder)
+
+
+def test_a_part_that_cannot_be_packaged_runs_without_one_and_says_why(tmp_path):
+    part = _part(tmp_path)
+    with capture_logs() as logs:
+        assert part(torch.ones(2)).tolist() == [2.0, 2.0]
+        assert part(torch.ones(2)).tolist() == [2.0, 2.0]
+    failed = [e for e in logs if e["event"] == "aot_package_failed_using_compile"]
+    assert len(failed) == 1 and failed[0]["part"] == "part"  # tried once, not per call
+    # Nothing half-written; the failure is remembered, so a restart does not try again.
+    assert [p.name for p in tmp_path.iterdir()] == ["part.failed"]
+    restarted = _part(tmp_path)
+    with capture_logs() as logs:
+        assert restarted(torch.ones(2)).tolist() == [2.0, 2.0]
+    assert logs == [] and "data-dependent branching" in restarted.failure
+
+
+def test_an_unreadable_package_is_not_loaded_and_the_part_still_runs(tmp_path):
+    (tmp_path / "part.pt2").write_bytes(b"PK\x03\x04 not a package")
+    part = _part(tmp_path)
+    with capture_logs() as logs:
+        assert part.load() is False
+        assert part(torch.ones(2)).tolist() == [2.0, 2.0]
+    assert "aot_package_load_failed" in [e["event"] for e in logs]
