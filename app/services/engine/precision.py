@@ -31,7 +31,7 @@ _AUTO_FAST_CPU_FLAGS = ("amx_bf16",)
 # AVX512-BF16 without AMX (AMD Zen 4): bf16 products run about 2x fp32, not AMX's 8x or
 # more, so fast pays only where the big matrix products dominate. auto picks it for the
 # models whole generations were measured faster in, agreement held; others stay exact.
-_AUTO_FAST_AVX512_BF16_MODELS = frozenset({"vit_b"})
+_AUTO_FAST_AVX512_BF16_MODELS = frozenset({"vit_b", "sam2.1_hiera_tiny", "sam2.1_hiera_small"})
 _MIN_CUDA_CAPABILITY = (8, 0)  # Ampere: first generation with bf16 tensor cores
 
 

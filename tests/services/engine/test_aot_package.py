@@ -1,7 +1,7 @@
-"""Compiled packages: which folder a start reads them from, and what happens when a
-package cannot be built or loaded. Real torch.export and real files; building a real
-package takes 10-20 s even for one linear layer, so that path is measured by
-`bench.startup` (docs/performance.md, "Warm restart"), not here."""
+"""Compiled packages: which folder a start reads them from, what happens when a package
+cannot be built or loaded, and one real build that a restart then loads. Real
+torch.export, real AOTInductor and real files; vit_b's restart times are measured by
+`bench.startup` (docs/performance.md, "Warm restart")."""
 
 import os
 import shutil
@@ -41,20 +41,22 @@ def manager_for(tmp_path, tiny_checkpoint, monkeypatch):
         "MODEL_CACHE_DIR": tmp_path, "COMPILE_MODEL": "on", "DEVICE": "cpu", **settings}))
 
 
-def test_a_changed_checkpoint_or_precision_reads_another_package_folder(manager_for):
+def test_a_changed_checkpoint_or_batch_size_reads_another_package_folder(manager_for):
     manager = manager_for(PRECISION="exact")
     folder = manager.package_dir()
     assert folder.parent == manager.settings.MODEL_CACHE_DIR / "aot_packages"
     assert manager_for(PRECISION="exact").package_dir() == folder
-    assert manager_for(PRECISION="fast").package_dir() != folder
     assert manager_for(PRECISION="exact", DECODE_BATCH_SIZE=32).package_dir() != folder
     stat = manager.checkpoint.stat()
     os.utime(manager.checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
     assert manager.package_dir() != folder
 
 
-def test_no_package_folder_without_compiling(manager_for):
+def test_no_package_folder_without_compiling_or_in_fast(manager_for, monkeypatch):
     assert manager_for(COMPILE_MODEL="off").package_dir() is None
+    monkeypatch.setattr("app.services.engine.precision.cpu_flags", lambda: ["avx512_bf16"])
+    fast = manager_for(PRECISION="fast")
+    assert fast.precision == "fast" and fast.package_dir() is None
 
 
 def _data_dependent(x: torch.Tensor) -> torch.Tensor:
@@ -89,3 +91,32 @@ def test_an_unreadable_package_is_not_loaded_and_the_part_still_runs(tmp_path):
         assert part.load() is False
         assert part(torch.ones(2)).tolist() == [2.0, 2.0]
     assert "aot_package_load_failed" in [e["event"] for e in logs]
+
+
+def _linear_part(folder, layer: torch.nn.Linear) -> PackagedPart:
+    return PackagedPart(CompiledOrEager(layer, "linear", enabled=False), layer, nullcontext,
+                        folder)
+
+
+def test_a_built_package_serves_a_restart_without_rebuilding_and_only_its_shapes(
+        tmp_path, monkeypatch):
+    # One real ahead-of-time build (10-20 s: the one this file pays for), then a
+    # "restart": a new part on the same folder loads the package and builds nothing.
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(8, 4).eval()
+    x = torch.randn(3, 8)
+    with torch.inference_mode():
+        expected = layer(x)
+        assert torch.allclose(_linear_part(tmp_path, layer)(x), expected, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["linear.pt2"]  # no partial left
+
+    restarted = _linear_part(tmp_path, layer)
+    monkeypatch.setattr(restarted, "_build", lambda args: pytest.fail("rebuilt on restart"))
+    assert restarted.load() and restarted.is_compiled
+    with torch.inference_mode():
+        assert torch.allclose(restarted(x), expected, atol=1e-6)
+        with torch.no_grad():
+            layer.weight.mul_(2)  # the package reads the model's own weights: no copy
+        assert torch.allclose(restarted(x), layer(x), atol=1e-6)
+        other = torch.randn(5, 8)  # a shape the package was not built for: the fallback
+        assert torch.allclose(restarted(other), layer(other), atol=1e-6)
