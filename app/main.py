@@ -65,8 +65,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         where = {"phase": exc.phase} if exc.phase else {}
+        # The details too (the fields a 422 names): the client's answer, for the operator.
         log.warning("request_failed", error_code=exc.code, message=exc.message,
-                    path=request.url.path, **where)
+                    details=exc.details, path=request.url.path, **where)
         return _answer(exc)
 
     @app.exception_handler(RequestValidationError)

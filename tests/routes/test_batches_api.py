@@ -2,6 +2,7 @@
 engine as a background task, the same manifest, and a clear 4xx for bad input."""
 
 import asyncio
+import json
 import time
 import uuid
 
@@ -90,6 +91,9 @@ def test_batch_over_http_runs_a_folder_resumes_and_cancels(tmp_path, start_serve
             **KEY, "Content-Type": "application/json"}, timeout=5)
         assert not_json.status_code == 422, not_json.text
         assert [e["field"] for e in not_json.json()["details"]["errors"]] == ["body"]
+    failed = [json.loads(line) for line in server.log().splitlines()
+              if '"request_failed"' in line and '"/batches"' in line]
+    assert failed[-1]["details"]["errors"][0]["field"] == "body"  # the operator sees it too
     unknown = requests.get(f"{server.url}/batches/{uuid.uuid4()}", headers=KEY, timeout=5)
     assert unknown.status_code == 404 and unknown.json()["error_code"] == "NOT_FOUND"
 

@@ -72,7 +72,9 @@ class Sam2Runtime:
 
     def input_tensor(self, image: np.ndarray) -> Tensor:
         """HWC uint8 RGB -> the (1, 3, side, side) normalised input Meta's predictor makes."""
-        x = torch.as_tensor(image, device=self.device).permute(2, 0, 1).float() / 255.0
+        # A decoded image may be read-only; torch wants a writable array (copied if not).
+        x = torch.as_tensor(np.require(image, requirements="W"), device=self.device)
+        x = x.permute(2, 0, 1).float() / 255.0
         x = F.interpolate(x[None], (self.side, self.side), mode="bilinear",
                           align_corners=False, antialias=True)
         mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
