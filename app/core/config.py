@@ -116,12 +116,13 @@ class Settings(BaseSettings):
     DEVICE: Literal["auto", "cpu", "cuda"] = "auto"
     # Mask generation numerics: exact = fp32, matches the stock generator; fast = bf16
     # where the hardware runs it fast (CUDA, CPUs with AMX/AVX512-BF16), else exact
-    # with the reason recorded; auto = fast where supported, else exact.
+    # with the reason recorded; auto = fast where it was measured to pay (the rule and
+    # its evidence: engine/precision.py), else exact.
     PRECISION: Literal["auto", "exact", "fast"] = "auto"
-    # Compile the image encoder and mask decoder: SAM 1 ahead of time into packages
-    # under MODEL_CACHE_DIR/aot_packages (a restart loads them), else torch.compile
-    # (kernels under MODEL_CACHE_DIR/torch_compile), else eager. auto: the ViT models
-    # only; sam_tiny is too small to gain from it and compiling takes minutes.
+    # Compile the image encoder and mask decoder: SAM 1 `exact` ahead of time into
+    # packages under MODEL_CACHE_DIR/aot_packages (a restart loads them), else
+    # torch.compile (kernels under MODEL_CACHE_DIR/torch_compile), else eager. auto:
+    # every model but sam_tiny, too small to gain from it (compiling takes minutes).
     COMPILE_MODEL: Literal["auto", "on", "off"] = "auto"
     # Load the compiled packages (or compile and run the model once) at startup, so
     # the first request is not slow.

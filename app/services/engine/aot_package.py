@@ -13,14 +13,13 @@ A part's package is built on its first call and stored under a folder whose name
 hashes everything the compiled code depends on (`package_key`). If building or loading
 fails, the part runs through torch.compile (then eager) instead, with a warning; a
 failed build leaves `<part>.failed` (the error) beside it, so later starts do not pay
-for trying again (PRECISION=fast on CPU: torch 2.14 cannot compile the bf16 autocast
-regions of the encoder and decoder ahead of time).
+for trying again. Packages serve PRECISION=exact only: torch 2.14 cannot compile
+`fast`'s bf16 autocast regions ahead of time (`ModelManager.package_dir`).
 """
 
 import hashlib
 import os
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 import segment_anything.modeling
@@ -64,17 +63,15 @@ def _input_spec(args: tuple) -> str:
 
 
 class _Traced(nn.Module):
-    """`fn` (a module or a module's method) under the part's autocast, as one module
-    whose parameters are `owner`'s, which is what torch.export takes."""
+    """`fn` (a module or a module's method) as one module whose parameters are
+    `owner`'s, which is what torch.export takes."""
 
-    def __init__(self, owner: nn.Module, fn: Callable,
-                 autocast: Callable[[], AbstractContextManager]) -> None:
+    def __init__(self, owner: nn.Module, fn: Callable) -> None:
         super().__init__()
-        self.owner, self.fn, self.autocast = owner, fn, autocast
+        self.owner, self.fn = owner, fn
 
     def forward(self, *args):
-        with self.autocast():
-            return self.fn(*args)
+        return self.fn(*args)
 
 
 class PackagedPart:
@@ -82,10 +79,9 @@ class PackagedPart:
     if missing); without one (`folder` None, a failed build, other input shapes) it
     runs `fallback`, the part under torch.compile or eagerly."""
 
-    def __init__(self, fallback: CompiledOrEager, owner: nn.Module,
-                 autocast: Callable[[], AbstractContextManager], folder: Path | None) -> None:
+    def __init__(self, fallback: CompiledOrEager, owner: nn.Module, folder: Path | None) -> None:
         self.fallback, self.name = fallback, fallback.name
-        self._traced = _Traced(owner, fallback.fn, autocast)
+        self._traced = _Traced(owner, fallback.fn)
         self.path = folder / f"{self.name}.pt2" if folder is not None else None
         self.package = None
         self.spec: str | None = None
@@ -135,17 +131,14 @@ class PackagedPart:
         spec = _input_spec(args)
         partial = self.path.with_name(f"{self.name}.{os.getpid()}.partial.pt2")
         try:
-            # The caller's autocast is off while exporting and compiling: the part
-            # carries its own, and a second one around the graph breaks its dtypes.
-            # strict: Dynamo's tracer keeps autocast regions (the non-strict one fails
-            # on bf16 autocast in the encoder's relative positions).
-            with torch.autocast(args[0].device.type, enabled=False):
-                exported = torch.export.export(self._traced, args, strict=True)
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                torch._inductor.aoti_compile_and_package(
-                    exported, package_path=str(partial),
-                    inductor_configs={"aot_inductor.metadata": {"input_spec": spec},
-                                      "aot_inductor.package_constants_in_so": False})
+            # strict: Dynamo's tracer (the non-strict one fails on the encoder's
+            # relative-position einsum).
+            exported = torch.export.export(self._traced, args, strict=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            torch._inductor.aoti_compile_and_package(
+                exported, package_path=str(partial),
+                inductor_configs={"aot_inductor.metadata": {"input_spec": spec},
+                                  "aot_inductor.package_constants_in_so": False})
             os.replace(partial, self.path)
         except Exception as exc:  # noqa: BLE001 - any failure leaves torch.compile to it
             partial.unlink(missing_ok=True)

@@ -41,7 +41,7 @@ class SamRuntime:
         attend_by_head_groups(sam.image_encoder)  # same numbers, a fraction of the memory
         self._decoder = PointMaskDecoder(sam)
         self._parts = [PackagedPart(CompiledOrEager(fn, name, compile_model), owner,
-                                    self._autocast, package_dir)
+                                    package_dir)
                        for fn, owner, name in ((sam.image_encoder, sam.image_encoder,
                                                 "image_encoder"),
                                                (self._decoder, self._decoder, "mask_decoder"),

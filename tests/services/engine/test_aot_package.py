@@ -5,7 +5,6 @@ torch.export, real AOTInductor and real files; vit_b's restart times are measure
 
 import os
 import shutil
-from contextlib import nullcontext
 
 import pytest
 import torch
@@ -66,7 +65,7 @@ def _data_dependent(x: torch.Tensor) -> torch.Tensor:
 
 def _part(folder) -> PackagedPart:
     return PackagedPart(CompiledOrEager(_data_dependent, "part", enabled=False),
-                        torch.nn.Module(), nullcontext, folder)
+                        torch.nn.Module(), folder)
 
 
 def test_a_part_that_cannot_be_packaged_runs_without_one_and_says_why(tmp_path):
@@ -94,8 +93,7 @@ def test_an_unreadable_package_is_not_loaded_and_the_part_still_runs(tmp_path):
 
 
 def _linear_part(folder, layer: torch.nn.Linear) -> PackagedPart:
-    return PackagedPart(CompiledOrEager(layer, "linear", enabled=False), layer, nullcontext,
-                        folder)
+    return PackagedPart(CompiledOrEager(layer, "linear", enabled=False), layer, folder)
 
 
 def test_a_built_package_serves_a_restart_without_rebuilding_and_only_its_shapes(
