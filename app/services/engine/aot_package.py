@@ -13,8 +13,8 @@ A part's package is built on its first call and stored under a folder whose name
 hashes everything the compiled code depends on (`package_key`). If building or loading
 fails, the part runs through torch.compile (then eager) instead, with a warning; a
 failed build leaves `<part>.failed` (the error) beside it, so later starts do not pay
-for trying again. Packages serve PRECISION=exact only: torch 2.14 cannot compile
-`fast`'s bf16 autocast regions ahead of time (`ModelManager.package_dir`).
+for trying again. `fast` is packaged too because its parts hold bf16 weights and run
+without autocast: torch 2.14's AOTInductor cannot compile bf16 autocast regions.
 """
 
 import hashlib

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from segment_anything.modeling import Sam
+from segment_anything.modeling import MaskDecoder
 from segment_anything.modeling.transformer import Attention
 from torch import Tensor, nn
 
@@ -101,24 +101,29 @@ def upscale_passing(upscale: Callable[..., Tensor], queries: Tensor, keys: Tenso
 
 
 class PointMaskDecoder(nn.Module):
-    """Multimask decoding of many single-point prompts against one image embedding."""
+    """Multimask decoding of many single-point prompts against one image embedding,
+    in the dtype of `mask_decoder`'s weights (fp32, or bf16 in PRECISION=fast)."""
 
-    def __init__(self, sam: Sam) -> None:
+    def __init__(self, mask_decoder: MaskDecoder) -> None:
         super().__init__()
-        self.decoder = sam.mask_decoder
-        self.transformer = sam.mask_decoder.transformer
-        up = sam.mask_decoder.output_upscaling
+        self.decoder = mask_decoder
+        self.transformer = mask_decoder.transformer
+        up = mask_decoder.output_upscaling
         self.up1, self.up_norm, self.up2 = up[0], up[1], up[3]
+        self.dtype = mask_decoder.iou_token.weight.dtype
 
     def image_state(self, image_embedding: Tensor, dense: Tensor, image_pe: Tensor) -> tuple:
-        """Per-image, prompt-independent tensors: image keys (N,C), positions (N,C), and
-        the first layer's projected keys, values and image queries."""
-        x = (image_embedding + dense)[0].flatten(1).transpose(0, 1).contiguous()
+        """Per-image, prompt-independent tensors in the decoder's dtype: image keys
+        (N,C), positions (N,C), and the first layer's projected keys, values and image
+        queries. The sums are taken in fp32, then rounded once."""
+        x = (image_embedding.float() + dense)[0].flatten(1).transpose(0, 1).contiguous()
         pe = image_pe[0].flatten(1).transpose(0, 1).contiguous()
+        x_pe = (x + pe).to(self.dtype)
+        x, pe = x.to(self.dtype), pe.to(self.dtype)
         first = self.transformer.layers[0]
-        k = first.cross_attn_token_to_image.k_proj(x + pe)
+        k = first.cross_attn_token_to_image.k_proj(x_pe)
         v = first.cross_attn_token_to_image.v_proj(x)
-        image_q = first.cross_attn_image_to_token.q_proj(x + pe)
+        image_q = first.cross_attn_image_to_token.q_proj(x_pe)
         return x, pe, k, v, image_q
 
     def forward(self, tokens: Tensor, x: Tensor, pe: Tensor, k0: Tensor, v0: Tensor,

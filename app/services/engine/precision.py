@@ -1,8 +1,8 @@
 """Which numeric precision mask generation runs in, and compiling with a safe fallback.
 
 PRECISION=exact runs fp32 and matches the stock generator. PRECISION=fast runs the
-image encoder and the mask decoder's transformer under bf16 autocast, where bf16 is
-native: CUDA devices of compute capability 8.0 or newer, and CPUs with AMX-BF16 or
+image encoder and the point decoder in bf16 (SAM 1: bf16 weights throughout; SAM 2.1:
+bf16 autocast), where bf16 is native: CUDA devices of compute capability 8.0 or newer, and CPUs with AMX-BF16 or
 AVX512-BF16. Elsewhere (plain AVX2 CPUs, pre-Ampere GPUs that emulate bf16) matrix
 products run slower in bf16 than in fp32, so it falls back to exact and records why.
 

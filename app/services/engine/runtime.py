@@ -4,6 +4,7 @@ torch.compile, or run eagerly (each falls back to the next), in the chosen preci
 and shared by every request's `MaskEngine`.
 """
 
+import copy
 import threading
 import time
 from pathlib import Path
@@ -30,7 +31,9 @@ class SamRuntime:
     (no recompilation for the last, shorter batch). Calls are serialised: compiled
     code is built on first use, and two jobs sharing the CPU gain nothing anyway.
     With `package_dir` (the manager passes one when compiling), each part is compiled
-    ahead of time into a package there, which a restart loads instead of tracing."""
+    ahead of time into a package there, which a restart loads instead of tracing.
+    The runtime owns `sam`: in `fast` it converts the image encoder to bf16 in place
+    (a second copy would cost vit_b 180 MB, vit_h 1.3 GB)."""
 
     def __init__(self, sam: Sam, precision: PrecisionChoice, compile_model: bool,
                  batch_size: int = 64, package_dir: Path | None = None) -> None:
@@ -39,7 +42,16 @@ class SamRuntime:
         self.batch_size = batch_size
         self.transform = ResizeLongestSide(sam.image_encoder.img_size)
         attend_by_head_groups(sam.image_encoder)  # same numbers, a fraction of the memory
-        self._decoder = PointMaskDecoder(sam)
+        self._dtype = torch.bfloat16 if precision.mode == "fast" else torch.float32
+        # fast: the encoder and the point decoder hold bf16 weights and run in bf16
+        # throughout. Under autocast they ran half their time converting between fp32
+        # and bf16 and adding in fp32 (docs/performance.md). The stock decoder stays
+        # fp32 for prompted cut-outs, which decode a single prompt under autocast.
+        sam.image_encoder.to(self._dtype)
+        point_decoder = sam.mask_decoder
+        if self._dtype != torch.float32:
+            point_decoder = copy.deepcopy(point_decoder).to(self._dtype)
+        self._decoder = PointMaskDecoder(point_decoder)
         self._parts = [PackagedPart(CompiledOrEager(fn, name, compile_model), owner,
                                     package_dir)
                        for fn, owner, name in ((sam.image_encoder, sam.image_encoder,
@@ -86,7 +98,7 @@ class SamRuntime:
         features, input_size = self.image_embedding(image)
         prompt = self.sam.prompt_encoder
         dense = prompt.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        with self._lock, self._autocast():
+        with self._lock:
             state = self._decoder.image_state(features, dense, self._image_pe())
         return state, input_size
 
@@ -107,16 +119,13 @@ class SamRuntime:
         labels = torch.ones(coords.shape[:2], dtype=torch.int, device=self.device)
         decoder = self.sam.mask_decoder
         with self._lock:
-            with self._fp32():
-                sparse, _ = self.sam.prompt_encoder(points=(coords, labels), boxes=None,
-                                                    masks=None)
-                output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight])
-                tokens = torch.cat([output_tokens.expand(len(sparse), -1, -1), sparse], dim=1)
-            with self._autocast():
-                queries, keys, iou = self._decode(tokens, *state)
-                iou = iou[:n].float()
-                low_res = upscale_passing(self._upscale, queries, keys, iou, min_iou,
-                                          self.upscale_batch)
+            sparse, _ = self.sam.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+            output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight])
+            tokens = torch.cat([output_tokens.expand(len(sparse), -1, -1), sparse], dim=1)
+            queries, keys, iou = self._decode(tokens.to(self._dtype), *state)
+            iou = iou[:n].float()
+            low_res = upscale_passing(self._upscale, queries, keys, iou, min_iou,
+                                      self.upscale_batch)
         return low_res, iou
 
     @torch.inference_mode()
@@ -125,8 +134,8 @@ class SamRuntime:
         and the resized input size (h, w): what prompted decoding starts from."""
         resized = self.transform.apply_image(image)
         x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
-        with self._lock, self._autocast():
-            features = self._encode(self.sam.preprocess(x))
+        with self._lock:
+            features = self._encode(self.sam.preprocess(x).to(self._dtype))
         return features, (int(x.shape[-2]), int(x.shape[-1]))
 
     @torch.inference_mode()

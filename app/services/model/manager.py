@@ -109,12 +109,9 @@ class ModelManager:
 
     def package_dir(self) -> Path | None:
         """Where this checkpoint's parts, compiled ahead of time for this precision,
-        device and batch size, are stored (None: not compiling, or `fast`, whose bf16
-        autocast regions torch 2.14's AOTInductor cannot compile: trying cost a first
-        start 15 s and left its torch.compile fallback slower; docs/performance.md).
-        The checkpoint is known by size and modification time: hashing it would cost
+        device and batch size, are stored (None: not compiling). The checkpoint is known by size and modification time: hashing it would cost
         seconds a start."""
-        if not self.compile_model or self.precision == "fast":
+        if not self.compile_model:
             return None
         stat = self.checkpoint.stat()
         key = package_key(self.device, self.model_type, stat.st_size, stat.st_mtime_ns,

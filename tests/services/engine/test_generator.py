@@ -2,6 +2,8 @@
 `fast` (bf16, decisions at working resolution) agreeing ones on the trained sam_tiny.
 Correctness only, no timings."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -43,7 +45,9 @@ def sam() -> Sam:
 
 
 def _engine(sam: Sam, mode: str = "exact", **params) -> MaskEngine:
-    runtime = SamRuntime(sam, PrecisionChoice(mode), compile_model=False)
+    # fast converts the model's encoder to bf16 in place: the shared fixture stays fp32.
+    runtime = SamRuntime(copy.deepcopy(sam) if mode == "fast" else sam, PrecisionChoice(mode),
+                         compile_model=False)
     return MaskEngine(runtime, **params)
 
 
