@@ -56,7 +56,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--crop-n-layers", type=int, default=0)
     parser.add_argument("--param-sets", default="default,permissive",
                         help="which parameter sets to run (default, permissive)")
-    parser.add_argument("--batch-sizes", default="64", help="engine decode batch sizes")
+    parser.add_argument("--batch-sizes", default="32", help="engine decode batch sizes")
     parser.add_argument("--no-compile", action="store_true", help="run the engine eagerly")
     parser.add_argument("--compile-cache", type=Path,
                         help="inductor cache dir (default: a fresh one, so compiling is cold)")

@@ -63,11 +63,26 @@ def _greedy(pairs: list[tuple[float, int, int]], used_c: set, used_r: set) -> li
 
 
 def compare_masks(reference: list[MaskRecord], candidate: list[MaskRecord]) -> Agreement:
-    """One-to-one matching by mask IoU, best pairs first. Masks from the same point
-    prompt are paired first (cheap, and where twins come from); the masks left over
-    are then matched against each other."""
-    if not reference and not candidate:
+    """One-to-one matching by mask IoU, best pairs first, of one image's masks."""
+    return compare_scenes([(reference, candidate)])
+
+
+def compare_scenes(scenes: list[tuple[list[MaskRecord], list[MaskRecord]]]) -> Agreement:
+    """`compare_masks` over several images, pooled: masks are matched within their own
+    image only (pooling first would pair one image's extra mask with another image's
+    missing one whenever they came from the same grid point)."""
+    matched = [iou for reference, candidate in scenes for iou in _matched(reference, candidate)]
+    if not any(r or c for r, c in scenes):
         return Agreement(0, 0, 0, 1.0, 1.0)
+    return Agreement(sum(len(r) for r, _ in scenes), sum(len(c) for _, c in scenes),
+                     len(matched), float(np.mean(matched)) if matched else 0.0,
+                     float(np.min(matched)) if matched else 0.0)
+
+
+def _matched(reference: list[MaskRecord], candidate: list[MaskRecord]) -> list[float]:
+    """The IoUs of the one-to-one pairs. Masks from the same point prompt are paired
+    first (cheap, and where twins come from); the masks left over are then matched
+    against each other."""
     by_point: dict[tuple, list[int]] = {}
     for r, record in enumerate(reference):
         by_point.setdefault(_point(record), []).append(r)
@@ -85,9 +100,7 @@ def compare_masks(reference: list[MaskRecord], candidate: list[MaskRecord]) -> A
         ious = rle_iou_matrix([candidate[c].rle for c in left_c], [reference[r].rle for r in left_r])
         matched += _greedy([(float(ious[i, j]), c, r) for i, c in enumerate(left_c)
                             for j, r in enumerate(left_r)], used_c, used_r)
-    return Agreement(len(reference), len(candidate), len(matched),
-                     float(np.mean(matched)) if matched else 0.0,
-                     float(np.min(matched)) if matched else 0.0)
+    return matched
 
 
 def _point(record: MaskRecord) -> tuple:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.core.config import Settings
 from bench.bench_models import TRAINED_SAM_TINY, bench_manager, seeded_checkpoint
 
 
@@ -24,7 +25,8 @@ def child(model: str, mode: str, cache: Path, device: str) -> dict:
     checkpoint = (TRAINED_SAM_TINY if model == "sam_tiny"
                   else seeded_checkpoint(model, 0, cache / "weights"))
     started = time.perf_counter()
-    manager = bench_manager(model, checkpoint, device, mode, True, cache, 64, warm_up=True)
+    manager = bench_manager(model, checkpoint, device, mode, True, cache,
+                            Settings.model_fields["DECODE_BATCH_SIZE"].default, warm_up=True)
     runtime = manager.runtime()
     ready = round(time.perf_counter() - started, 2)
     return {"model": model, "mode": manager.precision, "compiled": runtime.compiled,

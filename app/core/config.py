@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     # the first request is not slow.
     WARM_UP_AT_STARTUP: bool = True
     # Point prompts decoded per batch (one compiled shape; larger uses more memory).
-    DECODE_BATCH_SIZE: int = Field(64, ge=1, le=1024)
+    DECODE_BATCH_SIZE: int = Field(32, ge=1, le=1024)
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # auto: lines for a person when stderr is a terminal, JSON lines otherwise.
     LOG_FORMAT: Literal["auto", "json", "console"] = "auto"

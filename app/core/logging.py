@@ -51,9 +51,19 @@ def setup_logger(level: str = "INFO", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", *_torch_loggers()):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+def _torch_loggers() -> list[str]:
+    """torch gives its own loggers (torch, torch._dynamo, ...) a plain-text stderr handler
+    and stops them propagating, so a compile's warning ("No CUDA runtime is found")
+    would be a line of text among the JSON ones. Those with a handler are rerouted;
+    the rest (torch's debug artifacts) keep their own settings."""
+    return [name for name, logger in list(logging.root.manager.loggerDict.items())
+            if (name == "torch" or name.startswith("torch."))
+            and isinstance(logger, logging.Logger) and logger.handlers and not logger.propagate]
 
 
 def _with_remedies(render: structlog.dev.ConsoleRenderer):

@@ -21,6 +21,7 @@ async def info(request: Request, jobs: JobsDep, settings: SettingsDep) -> InfoRe
     return InfoResponse(name="sam-segmentation-service", version=__version__,
                         model=model.model_type, device=model.device, precision=model.precision,
                         precision_fallback_reason=model.precision_fallback_reason,
+                        precision_reason=model.precision_reason,
                         endpoints=endpoints, limits=Limits.of(settings),
                         family=family_of(settings.DEFAULT_MODEL).name, models=list(MODEL_REGISTRY),
                         parameters=request_parameters(settings.DEFAULT_MODEL,

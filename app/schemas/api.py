@@ -73,6 +73,9 @@ class InfoResponse(BaseModel):
     precision: str = Field(description="Mask generation numerics in use: exact or fast")
     precision_fallback_reason: str | None = Field(
         None, description="Why PRECISION=fast/auto runs exact on this machine")
+    precision_reason: str | None = Field(None, description=(
+        "The PRECISION setting and the rule that chose `precision` here (broker mode: "
+        "null, the workers decide)"))
     endpoints: list[str]
     limits: Limits
     relaxed_parameters: dict[str, float] = Field(

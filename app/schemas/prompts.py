@@ -10,6 +10,7 @@ clicks and drags); the `marks` form field sends them as they are and the server
 groups them into prompts here, by MARKS_RULE, so no client repeats the rule.
 """
 
+import difflib
 import json
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -84,7 +85,7 @@ def prompts_from_marks(raw: str) -> str:
     try:
         marks = Marks.model_validate_json(raw)
     except ValidationError as exc:
-        reasons = "; ".join(_reason(e) for e in exc.errors())
+        reasons = "; ".join(_reason(e, Marks) for e in exc.errors())
         raise _invalid(reasons, field=MARKS_FIELD) from exc
     if not marks.points and not marks.boxes:
         raise _invalid("needs at least one point or box", field=MARKS_FIELD)
@@ -98,9 +99,14 @@ def _invalid(message: str, index: int | None = None, field: str = FIELD) -> Inva
     return InvalidRequest("The request is not valid", {"errors": [error]})
 
 
-def _reason(error: dict) -> str:
+def _reason(error: dict, model: type[BaseModel]) -> str:
     where = ".".join(str(part) for part in error["loc"])
     message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":  # a misspelt key: say which keys there are
+        keys = list(model.model_fields)
+        close = difflib.get_close_matches(where, keys, n=1)
+        message = (f"unknown key{f' (did you mean {close[0]!r}?)' if close else ''}; "
+                   f"the keys are {', '.join(keys)}")
     return f"{where}: {message}" if where else message
 
 
@@ -124,7 +130,7 @@ def parse_prompts(raw: str | None, image_size: tuple[int, int], max_objects: int
         try:
             prompt = Prompt.model_validate(item)
         except ValidationError as exc:
-            reasons = "; ".join(_reason(e) for e in exc.errors())
+            reasons = "; ".join(_reason(e, Prompt) for e in exc.errors())
             raise _invalid(reasons, index) from exc
         if (why := prompt.outside(*image_size)) is not None:
             raise _invalid(why, index)

@@ -2,6 +2,7 @@
 terminal (a pseudo-terminal) and not (a pipe), failing as it does without its weights."""
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -10,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from app.core.logging import setup_logger
 from tests.conftest import REPO, free_port
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -87,3 +89,20 @@ def test_log_format_and_debug_level_override_the_terminal_and_show_the_traceback
     records = [json.loads(line) for line in output.splitlines() if line]
     assert any(r["event"] == "startup_failed" for r in records)
     assert any(r["event"].startswith("Traceback") and "ModelLoadFailed" in r["event"] for r in records)
+
+
+def test_a_warning_of_torch_itself_is_a_json_line_too(capsys):
+    import torch  # noqa: F401 - its import gives torch's loggers a plain-text handler
+
+    torch_log, root = logging.getLogger("torch"), logging.getLogger()
+    saved = root.handlers[:], torch_log.handlers[:], torch_log.propagate
+    try:
+        setup_logger("INFO", "json")
+        # What torch.compile prints on a machine without CUDA, via torch's own logger.
+        logging.getLogger("torch.utils.cpp_extension").warning("No CUDA runtime is found")
+        lines = capsys.readouterr().err.splitlines()
+    finally:
+        root.handlers[:], torch_log.handlers[:], torch_log.propagate = saved
+    record = json.loads(lines[-1])
+    assert record["event"] == "No CUDA runtime is found" and record["level"] == "warning"
+    assert record["logger"] == "torch.utils.cpp_extension"

@@ -123,6 +123,9 @@ def test_health_answers_while_a_segmentation_runs(api, server):
 def test_info_lists_exactly_one_segmentation_endpoint(api, server):
     info = api.get(server.url + "/info").json()
     assert info["model"] == "sam_tiny" and info["device"] == "cpu"
+    # PRECISION is left at auto: the answer names the setting and the rule that applied.
+    assert info["precision_reason"].startswith("PRECISION=auto; ")
+    assert (info["precision"] == "exact") == ("not measured" in info["precision_reason"])
     segmentation = [e for e in info["endpoints"] if "segment" in e]
     assert segmentation == ["POST /segment"]
     openapi = api.get(server.url + "/openapi.json").json()

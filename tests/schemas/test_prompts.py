@@ -40,7 +40,8 @@ def test_absent_or_blank_field_means_no_prompts():
     ('[{"points": [[10, 20]], "labels": [2]}]', 0, "labels must be"),
     ('[{}]', 0, "needs points, a box"),
     ('[{"points": [[10]]}]', 0, ""),
-    ('[{"points": [[10, 20], [30, 20]], "label": [1, 0]}]', 0, "label: Extra inputs"),
+    ('[{"points": [[10, 20], [30, 20]], "label": [1, 0]}]', 0,
+     "label: unknown key (did you mean 'labels'?); the keys are points, labels, box"),
 ])
 def test_bad_prompt_names_the_offending_prompt(raw, index, words):
     error = refusal(raw)

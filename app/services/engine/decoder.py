@@ -1,28 +1,23 @@
-"""SAM's mask decoder for single-point prompts, rearranged to do less work.
+"""The point decoders' shared pieces: attention with prompt tokens folded into the
+projections, and upscaling only the prompts that pass the IoU filter.
 
-Same weights, same mathematics as `MaskDecoder` + `TwoWayTransformer`, but:
-- the image side of the first layer (its keys, values and image queries) is the same
-  for every prompt, so it is projected once per image instead of once per prompt;
-- in every later cross-attention the 64x64 image side is never projected to the
-  attention width: the few prompt tokens are folded into the projection matrices
-  instead (scores = (x W_q^T) k^T = x (W_q^T k^T)), which cuts the transformer's
-  per-prompt multiply-adds about 3x (about 2x for the whole decoder);
-- the two stride-2 transposed convolutions run as channels-last matrix products,
-  and only the three multimask outputs are predicted;
-- the transformer (which yields the predicted IoU) and the upscaling (which yields the
-  masks, half the multiply-adds) are separate calls, so a caller that filters on
-  predicted IoU upscales only the prompts that pass.
-Results equal the stock decoder's up to float rounding (about 1e-5 on the logits).
+SAM 1 (`factored_decoder`) and SAM 2.1 (`sam2.decoder`) decode many single-point
+prompts against one image. The first layer's image side is the same for every prompt,
+so its keys, values and image queries are projected once per image
+(`first_token_to_image`); SAM 2.1's later cross-attentions never project its per-prompt
+64x64 image side to the attention width: the few prompt tokens are folded into the
+projection matrices instead (scores = (x W_q^T) k^T = x (W_q^T k^T)). The transformer
+(which yields the predicted IoU) and the upscaling (which yields the masks) are
+separate calls, so a caller that filters on predicted IoU upscales only the prompts
+that pass (`upscale_passing`). Results equal the stock decoders' up to float rounding.
 """
 
 import math
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
-from segment_anything.modeling import MaskDecoder
 from segment_anything.modeling.transformer import Attention
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def _heads(x: Tensor, num_heads: int) -> Tensor:
@@ -83,108 +78,31 @@ def upscale_batch_size(batch_size: int) -> int:
     return max(1, batch_size // 4)
 
 
-def upscale_passing(upscale: Callable[..., Tensor], queries: Tensor, keys: Tensor, iou: Tensor,
-                    min_iou: float | None, batch: int, *image: Tensor) -> Tensor:
-    """The multimask logits (n,3,4h,4w), fp32, of the n prompts whose IoU is `iou` (n,3):
-    `upscale(queries, keys, *image)` runs in padded batches of `batch` (one compiled
-    shape) and, with `min_iou`, only for prompts with some IoU above it; the other
-    prompts' logits stay zero, for a caller that drops masks not above `min_iou`."""
-    n = len(iou)
+def upscale_passing(upscale: Callable[..., Tensor], per_prompt: tuple[Tensor, ...],
+                    iou: Tensor, min_iou: float | None, batch: int, side: int,
+                    *image: Tensor) -> Tensor:
+    """The multimask logits (n,3,side,side), fp32, of the n prompts whose IoU is `iou`
+    (n,3): `upscale(*per_prompt, *image)` (per-prompt tensors indexed by prompt) runs
+    in padded batches of `batch` (one compiled shape) and, with `min_iou`, only for
+    prompts with some IoU above it; the other prompts' logits stay zero, for a caller
+    that drops masks not above `min_iou`."""
+    n, device = len(iou), per_prompt[0].device
     wanted = (torch.arange(n) if min_iou is None
-              else torch.nonzero((iou > min_iou).any(1)).flatten()).to(keys.device)
-    side = 4 * math.isqrt(keys.shape[1])
-    low_res = torch.zeros(n, 3, side, side, device=keys.device)
+              else torch.nonzero((iou > min_iou).any(1)).flatten()).to(device)
+    low_res = torch.zeros(n, 3, side, side, device=device)
     for rows in wanted.split(batch) if len(wanted) else ():
         padded = torch.cat([rows, rows[-1:].expand(batch - len(rows))])
-        low_res[rows] = upscale(queries[padded], keys[padded], *image)[:len(rows)].float()
+        low_res[rows] = upscale(*(t[padded] for t in per_prompt), *image)[:len(rows)].float()
     return low_res
 
 
-class PointMaskDecoder(nn.Module):
-    """Multimask decoding of many single-point prompts against one image embedding,
-    in the dtype of `mask_decoder`'s weights (fp32, or bf16 in PRECISION=fast)."""
-
-    def __init__(self, mask_decoder: MaskDecoder) -> None:
-        super().__init__()
-        self.decoder = mask_decoder
-        self.transformer = mask_decoder.transformer
-        up = mask_decoder.output_upscaling
-        self.up1, self.up_norm, self.up2 = up[0], up[1], up[3]
-        self.dtype = mask_decoder.iou_token.weight.dtype
-
-    def image_state(self, image_embedding: Tensor, dense: Tensor, image_pe: Tensor) -> tuple:
-        """Per-image, prompt-independent tensors in the decoder's dtype: image keys
-        (N,C), positions (N,C), and the first layer's projected keys, values and image
-        queries. The sums are taken in fp32, then rounded once."""
-        x = (image_embedding.float() + dense)[0].flatten(1).transpose(0, 1).contiguous()
-        pe = image_pe[0].flatten(1).transpose(0, 1).contiguous()
-        x_pe = (x + pe).to(self.dtype)
-        x, pe = x.to(self.dtype), pe.to(self.dtype)
-        first = self.transformer.layers[0]
-        k = first.cross_attn_token_to_image.k_proj(x_pe)
-        v = first.cross_attn_token_to_image.v_proj(x)
-        image_q = first.cross_attn_image_to_token.q_proj(x_pe)
-        return x, pe, k, v, image_q
-
-    def forward(self, tokens: Tensor, x: Tensor, pe: Tensor, k0: Tensor, v0: Tensor,
-                image_q0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """tokens: (B,T,C) output + point tokens. Returns the transformer's output tokens
-        (B,T,C) and image side (B,N,C), which `masks` turns into logits, and the three
-        multimask outputs' predicted IoU (B,3)."""
-        queries, keys = tokens, None
-        for layer in self.transformer.layers:
-            if layer.skip_first_layer_pe:
-                queries = layer.norm1(layer.self_attn(q=queries, k=queries, v=queries))
-            else:
-                q = queries + tokens
-                queries = layer.norm1(queries + layer.self_attn(q=q, k=q, v=queries))
-            if keys is None:  # image side still shared by every prompt
-                queries = layer.norm2(queries + self._first_token_to_image(
-                    layer.cross_attn_token_to_image, queries + tokens, k0, v0))
-                queries = layer.norm3(queries + layer.mlp(queries))
-                keys = layer.norm4(x + _image_to_token_update(
-                    layer.cross_attn_image_to_token, image_q0, None, queries + tokens, queries))
-                continue
-            keys_pe = keys + pe
-            queries = layer.norm2(queries + _token_to_image(
-                layer.cross_attn_token_to_image, queries + tokens, keys, keys_pe))
-            queries = layer.norm3(queries + layer.mlp(queries))
-            keys = layer.norm4(keys + _image_to_token_update(
-                layer.cross_attn_image_to_token, None, keys_pe, queries + tokens, queries))
-        final = self.transformer.final_attn_token_to_image
-        queries = self.transformer.norm_final_attn(
-            queries + _token_to_image(final, queries + tokens, keys, keys + pe))
-        return queries, keys, self.decoder.iou_prediction_head(queries[:, 0])[:, 1:]
-
-    @staticmethod
-    def _first_token_to_image(attn: Attention, q_in: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """Stock attention against keys/values projected once for all prompts."""
-        h = attn.num_heads
-        q = _heads(attn.q_proj(q_in), h)  # B,H,T,d
-        b, _, t, d = q.shape
-        q = q.transpose(0, 1).reshape(h, b * t, d)  # every prompt's tokens in one product
-        attn_w = torch.softmax(q @ _heads(k, h).transpose(1, 2) / math.sqrt(d), dim=-1)
-        out = (attn_w @ _heads(v, h)).view(h, b, t, d).permute(1, 2, 0, 3)  # B,T,H,d
-        return attn.out_proj(out.reshape(b, t, h * d))
-
-    def masks(self, queries: Tensor, keys: Tensor) -> Tensor:
-        """The three multimask low-res logits (B,3,4h,4w) from `forward`'s tokens and
-        image side: upscaling (two 2x2 stride-2 transposed convolutions, channels last)
-        and the hypernetwork dot product, for the three multimask tokens only."""
-        b, n, c = keys.shape
-        side = math.isqrt(n)
-        w1 = self.up1.weight.permute(0, 2, 3, 1).reshape(c, -1)  # C, (ki,kj,C/4)
-        # addmm adds the bias inside the product: no extra pass over image-sized tensors.
-        y = torch.addmm(self.up1.bias.repeat(4), keys.reshape(-1, c), w1).view(b, n, 4, -1)
-        y = F.gelu(F.layer_norm(y, y.shape[-1:], self.up_norm.weight, self.up_norm.bias,
-                                self.up_norm.eps))
-        w2 = self.up2.weight.permute(0, 2, 3, 1).reshape(y.shape[-1], -1)  # C/4, (ki,kj,C/8)
-        z = F.gelu(torch.addmm(self.up2.bias.repeat(4), y.view(-1, y.shape[-1]), w2))
-        mlps = self.decoder.output_hypernetworks_mlps
-        hyper = torch.stack([mlps[i](queries[:, 1 + i]) for i in range(1, len(mlps))], 1)
-        # The dot product as one batched matrix product: the broadcast multiply-then-sum
-        # it replaces wrote a (B, 64*64*16, 3, C/8) tensor, the decoder's costliest op.
-        masks = torch.bmm(z.view(b, -1, hyper.shape[-1]), hyper.transpose(1, 2))  # B,P*4,3
-        # rows run over (i, j, ki, kj, ki2, kj2): pixel (4i+2ki+ki2, 4j+2kj+kj2)
-        masks = masks.view(b, side, side, 2, 2, 2, 2, 3).permute(0, 7, 1, 3, 5, 2, 4, 6)
-        return masks.reshape(b, 3, 4 * side, 4 * side)
+def first_token_to_image(attn: Attention, q_in: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """Stock attention of every prompt's tokens (B,T,C) against image keys and values
+    projected once for all prompts (N,Hd); returns (B,T,C), out_proj included."""
+    h = attn.num_heads
+    q = _heads(attn.q_proj(q_in), h)  # B,H,T,d
+    b, _, t, d = q.shape
+    q = q.transpose(0, 1).reshape(h, b * t, d)  # every prompt's tokens in one product
+    attn_w = torch.softmax(q @ _heads(k, h).transpose(1, 2) / math.sqrt(d), dim=-1)
+    out = (attn_w @ _heads(v, h)).view(h, b, t, d).permute(1, 2, 0, 3)  # B,T,H,d
+    return attn.out_proj(out.reshape(b, t, h * d))

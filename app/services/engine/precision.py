@@ -37,10 +37,12 @@ _MIN_CUDA_CAPABILITY = (8, 0)  # Ampere: first generation with bf16 tensor cores
 
 @dataclass(frozen=True)
 class PrecisionChoice:
-    """The mode actually used, and why it is not the one asked for (if it is not)."""
+    """The mode actually used, why it is not the one asked for (if it is not), and
+    the rule that chose it (GET /info says it: `auto` is otherwise a guess)."""
 
     mode: Literal["exact", "fast"]
     fallback_reason: str | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,14 @@ def choose_precision(requested: Precision, device: torch.device, model_type: str
     """Resolve PRECISION for this device and model: `fast` needs native bf16, `auto`
     also needs fast's gain and agreement measured on this kind of device (and model)."""
     if requested == "exact":
-        return PrecisionChoice("exact")
+        return PrecisionChoice("exact", reason="PRECISION=exact")
     found = support(device)
-    if found.native and (requested == "fast" or found.measured_for(model_type)):
-        return PrecisionChoice("fast")
+    if found.native and requested == "fast":
+        return PrecisionChoice("fast", reason=f"PRECISION=fast; bf16 is native: {found.evidence}")
+    if found.native and found.measured_for(model_type):
+        return PrecisionChoice("fast", reason=(
+            f"PRECISION=auto; fast's gain and agreement are measured for {model_type} "
+            f"on {device.type} with {found.evidence}"))
     if not found.native:
         reason = f"bf16 is not native on {device.type}: {found.evidence}"
     else:
@@ -101,7 +107,7 @@ def choose_precision(requested: Precision, device: torch.device, model_type: str
                   f"on {device.type} with {found.evidence}")
     if requested == "fast":
         log.warning("precision_fallback", requested=requested, mode="exact", reason=reason)
-    return PrecisionChoice("exact", reason)
+    return PrecisionChoice("exact", reason, f"PRECISION={requested}; {reason}")
 
 
 def use_compile_cache(cache_dir: Path) -> None:

@@ -4,7 +4,7 @@ torch.compile, or run eagerly (each falls back to the next), in the chosen preci
 and shared by every request's `MaskEngine`.
 """
 
-import copy
+import math
 import threading
 import time
 from pathlib import Path
@@ -18,7 +18,8 @@ from torch import Tensor
 from app.core.logging import get_logger
 from app.services.engine.aot_package import PackagedPart
 from app.services.engine.attention import attend_by_head_groups
-from app.services.engine.decoder import PointMaskDecoder, upscale_batch_size, upscale_passing
+from app.services.engine.decoder import upscale_batch_size, upscale_passing
+from app.services.engine.factored_decoder import PointMaskDecoder
 from app.services.engine.precision import CompiledOrEager, PrecisionChoice
 
 log = get_logger(__name__)
@@ -36,28 +37,26 @@ class SamRuntime:
     (a second copy would cost vit_b 180 MB, vit_h 1.3 GB)."""
 
     def __init__(self, sam: Sam, precision: PrecisionChoice, compile_model: bool,
-                 batch_size: int = 64, package_dir: Path | None = None) -> None:
+                 batch_size: int = 32, package_dir: Path | None = None) -> None:
         self.sam = sam
         self.precision = precision
         self.batch_size = batch_size
         self.transform = ResizeLongestSide(sam.image_encoder.img_size)
         attend_by_head_groups(sam.image_encoder)  # same numbers, a fraction of the memory
         self._dtype = torch.bfloat16 if precision.mode == "fast" else torch.float32
-        # fast: the encoder and the point decoder hold bf16 weights and run in bf16
-        # throughout. Under autocast they ran half their time converting between fp32
-        # and bf16 and adding in fp32 (docs/performance.md). The stock decoder stays
-        # fp32 for prompted cut-outs, which decode a single prompt under autocast.
+        # fast: the image encoder holds bf16 weights and runs in bf16 throughout (under
+        # autocast it spent much of its time converting between fp32 and bf16). The
+        # point decoder stays fp32: factored, it is as quick in fp32 as it was in bf16
+        # before, and in bf16 it flipped masks at the filters' thresholds
+        # (docs/performance.md). Prompted cut-outs decode under autocast.
         sam.image_encoder.to(self._dtype)
-        point_decoder = sam.mask_decoder
-        if self._dtype != torch.float32:
-            point_decoder = copy.deepcopy(point_decoder).to(self._dtype)
-        self._decoder = PointMaskDecoder(point_decoder)
+        self._decoder = PointMaskDecoder(sam.mask_decoder)
         self._parts = [PackagedPart(CompiledOrEager(fn, name, compile_model), owner,
                                     package_dir)
                        for fn, owner, name in ((sam.image_encoder, sam.image_encoder,
                                                 "image_encoder"),
                                                (self._decoder, self._decoder, "mask_decoder"),
-                                               (self._decoder.masks, self._decoder,
+                                               (self._decoder.factored_masks, self._decoder,
                                                 "mask_upscaling"))]
         self._encode, self._decode, self._upscale = self._parts
         self.upscale_batch = upscale_batch_size(batch_size)
@@ -122,10 +121,11 @@ class SamRuntime:
             sparse, _ = self.sam.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
             output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight])
             tokens = torch.cat([output_tokens.expand(len(sparse), -1, -1), sparse], dim=1)
-            queries, keys, iou = self._decode(tokens.to(self._dtype), *state)
+            *per_prompt, iou = self._decode(tokens, *state)
             iou = iou[:n].float()
-            low_res = upscale_passing(self._upscale, queries, keys, iou, min_iou,
-                                      self.upscale_batch)
+            image = self._decoder.upscale_inputs(state)
+            low_res = upscale_passing(self._upscale, tuple(per_prompt), iou, min_iou,
+                                      self.upscale_batch, 4 * math.isqrt(len(image[0])), *image)
         return low_res, iou
 
     @torch.inference_mode()

@@ -31,6 +31,7 @@ class ModelState:
     device: str
     precision: str
     precision_fallback_reason: str | None = None
+    precision_reason: str | None = None
 
 
 class Jobs(Protocol):

@@ -58,7 +58,7 @@ class EmbeddedJobs:
     def model_state(self) -> ModelState:
         m = self.manager
         return ModelState("embedded", m.loaded, m.model_type, m.device, m.precision,
-                          m.precision_fallback_reason)
+                          m.precision_fallback_reason, m.precision_reason)
 
     def metrics(self) -> bytes:
         set_queue_state(self.queue.running, self.queue.waiting)

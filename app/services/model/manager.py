@@ -71,6 +71,11 @@ class ModelManager:
         return self.precision_choice.fallback_reason
 
     @property
+    def precision_reason(self) -> str:
+        """The PRECISION setting and the rule that chose the mode."""
+        return self.precision_choice.reason
+
+    @property
     def loaded(self) -> bool:
         return self._sam is not None
 

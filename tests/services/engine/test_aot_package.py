@@ -45,7 +45,7 @@ def test_a_changed_checkpoint_or_batch_size_reads_another_package_folder(manager
     folder = manager.package_dir()
     assert folder.parent == manager.settings.MODEL_CACHE_DIR / "aot_packages"
     assert manager_for(PRECISION="exact").package_dir() == folder
-    assert manager_for(PRECISION="exact", DECODE_BATCH_SIZE=32).package_dir() != folder
+    assert manager_for(PRECISION="exact", DECODE_BATCH_SIZE=16).package_dir() != folder
     stat = manager.checkpoint.stat()
     os.utime(manager.checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
     assert manager.package_dir() != folder

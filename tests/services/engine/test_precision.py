@@ -31,11 +31,15 @@ def test_auto_uses_exact_where_fast_agreement_was_not_measured():
     choice = choose_precision("auto", CPU, "vit_b", support=lambda d: Bf16Support(True, False, "x"))
     assert choice.mode == "exact"
     assert "not measured" in choice.fallback_reason
+    assert choice.reason.startswith("PRECISION=auto; ") and "not measured" in choice.reason
 
 
-def test_auto_uses_fast_where_agreement_was_measured():
-    choice = choose_precision("auto", CPU, "vit_b", support=lambda d: Bf16Support(True, True, "x"))
+def test_auto_uses_fast_where_agreement_was_measured_and_says_so():
+    choice = choose_precision("auto", CPU, "vit_b", support=lambda d: Bf16Support(
+        True, True, "cpu flags: avx512_bf16"))
     assert choice.mode == "fast"
+    assert choice.reason == ("PRECISION=auto; fast's gain and agreement are measured for "
+                             "vit_b on cpu with cpu flags: avx512_bf16")
 
 
 @pytest.mark.parametrize(("flags", "model", "native", "auto_mode"), [

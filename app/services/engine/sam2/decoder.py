@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from app.services.engine.decoder import PointMaskDecoder, _image_to_token_update, _token_to_image
+from app.services.engine.decoder import _image_to_token_update, _token_to_image, first_token_to_image
 
 
 def _attention(attn: nn.Module) -> SimpleNamespace:
@@ -50,7 +50,7 @@ class Sam2PointDecoder(nn.Module):
     def image_state(self, embedding: Tensor, high_res: tuple[Tensor, Tensor], dense: Tensor,
                     image_pe: Tensor) -> tuple:
         """Per-image tensors shared by every prompt: for `forward` (as
-        PointMaskDecoder.image_state), and the high-resolution features for `masks`."""
+        the SAM 1 decoder's image_state), and the high-resolution features for `masks`."""
         x = (embedding + dense)[0].flatten(1).transpose(0, 1).contiguous()
         pe = image_pe[0].flatten(1).transpose(0, 1).contiguous()
         to_image, from_image = self._attn[0]
@@ -70,7 +70,7 @@ class Sam2PointDecoder(nn.Module):
                 q = queries + tokens
                 queries = layer.layer_norm1(queries + _self_attention(layer.self_attn, q, queries))
             if keys is None:  # image side still shared by every prompt
-                queries = layer.layer_norm2(queries + PointMaskDecoder._first_token_to_image(
+                queries = layer.layer_norm2(queries + first_token_to_image(
                     to_image, queries + tokens, k0, v0))
                 queries = layer.layer_norm3(queries + layer.mlp(queries))
                 keys = layer.layer_norm4(x + _image_to_token_update(

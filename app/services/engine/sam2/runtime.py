@@ -7,6 +7,7 @@ processor's uint8 resize changes the features by about 2 % and masks by hundreds
 pixels, so it is not used.
 """
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ class Sam2Features:
 class Sam2Runtime:
     """Encodes images and decodes prompts; calls are serialised (one model, shared)."""
 
-    def __init__(self, model: nn.Module, precision: PrecisionChoice, batch_size: int = 64,
+    def __init__(self, model: nn.Module, precision: PrecisionChoice, batch_size: int = 32,
                  compile_model: bool = False) -> None:
         self.model = model
         self.precision = precision
@@ -150,8 +151,9 @@ class Sam2Runtime:
             with self._autocast():
                 queries, keys, iou = self._transformer(tokens, *shared)
                 iou = iou[:n].float()
-                low_res = upscale_passing(self._upscale, queries, keys, iou, min_iou,
-                                          self.upscale_batch, *high_res_rows)
+                low_res = upscale_passing(self._upscale, (queries, keys), iou, min_iou,
+                                          self.upscale_batch, 4 * math.isqrt(keys.shape[1]),
+                                          *high_res_rows)
         return low_res, iou
 
     def to_input_frame(self, xy: np.ndarray, image_size: tuple[int, int]) -> Tensor:
