@@ -134,9 +134,8 @@ def _save(job: _Job, request: JobRequest, image: DecodedImage, records: list[Mas
           cancel: StopSignal) -> JobResult:
     """The objects_saved phase: choose the objects, write them, commit metadata.json;
     `cancel` stops the writing too (a store that hangs never outlives the deadline)."""
+    applied = request.params.applied(settings.MIN_OBJECT_PIXELS, manager.family.parameters)
     prompts = request.prompts
-    applied = request.params.applied(settings.MIN_OBJECT_PIXELS,
-                                     manager.family.parameters_for(prompts is not None))
     chosen, skipped = select_objects(records, applied, settings.MAX_OBJECTS, prompts is not None)
     name = layout.folder_name(job.created, job.id, request.file_name)
     begun = time.perf_counter()

@@ -10,6 +10,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import structlog
 
 from app.core.logging import setup_logger
 from tests.conftest import REPO, free_port
@@ -91,18 +92,29 @@ def test_log_format_and_debug_level_override_the_terminal_and_show_the_traceback
     assert any(r["event"].startswith("Traceback") and "ModelLoadFailed" in r["event"] for r in records)
 
 
-def test_a_warning_of_torch_itself_is_a_json_line_too(capsys):
+@pytest.fixture
+def logging_restored():
+    """setup_logger reconfigures process-wide logging: put it back for the other tests."""
     import torch  # noqa: F401 - its import gives torch's loggers a plain-text handler
 
-    torch_log, root = logging.getLogger("torch"), logging.getLogger()
-    saved = root.handlers[:], torch_log.handlers[:], torch_log.propagate
-    try:
-        setup_logger("INFO", "json")
-        # What torch.compile prints on a machine without CUDA, via torch's own logger.
-        logging.getLogger("torch.utils.cpp_extension").warning("No CUDA runtime is found")
-        lines = capsys.readouterr().err.splitlines()
-    finally:
-        root.handlers[:], torch_log.handlers[:], torch_log.propagate = saved
-    record = json.loads(lines[-1])
+    names = ["", "uvicorn", "uvicorn.error", "uvicorn.access",
+             *(n for n in logging.root.manager.loggerDict if n.split(".")[0] == "torch")]
+    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate,
+                 logging.getLogger(n).level) for n in names}
+    config = structlog.get_config()
+    yield
+    for name, (handlers, propagate, level) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:], logger.propagate = handlers, propagate
+        logger.setLevel(level)
+    structlog.configure(**config)
+
+
+def test_a_warning_of_torch_itself_is_a_json_line_too(logging_restored, capsys):
+    setup_logger("INFO", "json")
+    # What torch.compile prints on a machine without CUDA, via torch's own logger.
+    logging.getLogger("torch.utils.cpp_extension").warning("No CUDA runtime is found")
+
+    record = json.loads(capsys.readouterr().err.splitlines()[-1])
     assert record["event"] == "No CUDA runtime is found" and record["level"] == "warning"
     assert record["logger"] == "torch.utils.cpp_extension"

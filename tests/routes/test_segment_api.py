@@ -125,7 +125,7 @@ def test_info_lists_exactly_one_segmentation_endpoint(api, server):
     assert info["model"] == "sam_tiny" and info["device"] == "cpu"
     # PRECISION is left at auto: the answer names the setting and the rule that applied.
     assert info["precision_reason"].startswith("PRECISION=auto; ")
-    assert (info["precision"] == "exact") == ("not measured" in info["precision_reason"])
+    assert (info["precision"] == "exact") == (info["precision_fallback_reason"] is not None)
     segmentation = [e for e in info["endpoints"] if "segment" in e]
     assert segmentation == ["POST /segment"]
     openapi = api.get(server.url + "/openapi.json").json()

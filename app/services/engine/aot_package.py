@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from app.core.logging import get_logger
-from app.services.engine import attention, decoder, factored_decoder
+from app.services.engine import attention, decoder, factored_decoder, low_rank
 from app.services.engine.precision import CompiledOrEager
 
 log = get_logger(__name__)
@@ -35,7 +35,8 @@ log = get_logger(__name__)
 # The code a package freezes: the model's own, the engine's rearrangements of it, and
 # how this module builds packages.
 _TRACED_CODE = (Path(segment_anything.modeling.__file__).parent,
-                Path(attention.__file__), Path(decoder.__file__), Path(factored_decoder.__file__),
+                *(Path(module.__file__) for module in (attention, decoder, factored_decoder,
+                                                       low_rank)),
                 Path(__file__))
 
 

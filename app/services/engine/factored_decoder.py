@@ -118,36 +118,37 @@ class PointMaskDecoder(nn.Module):
         # image side becomes LN(x + A0^T @ W0), with its bias folded into W0 (each
         # position's weights sum to H).
         i0 = l0.cross_attn_image_to_token
-        h = i0.num_heads
-        kt, vt = _heads(i0.k_proj(queries + tokens), h), _heads(i0.v_proj(queries), h)
+        h0 = i0.num_heads
+        kt, vt = _heads(i0.k_proj(queries + tokens), h0), _heads(i0.v_proj(queries), h0)
         a0 = softmax_per_head(per_head(s.image_q0, kt), kt)
         v0_rows = value_rows(vt, i0.out_proj.weight)
         mean_v0 = v0_rows.mean(-1)
         bias0 = i0.out_proj.bias
-        w0 = v0_rows - mean_v0[..., None] + (bias0 - bias0.mean()) / h
-        cross = per_head(s.x_out0, vt) + s.x_bias0 / h
+        w0 = v0_rows - mean_v0[..., None] + (bias0 - bias0.mean()) / h0
+        cross = per_head(s.x_out0, vt) + s.x_bias0 / h0
         r1 = rsqrt_var(s.xx, a0, cross, w0, l0.norm4.eps)
         g1 = l0.norm4.weight
-        la = r1[:, None, :] * a0  # image side: r1*xg + la^T @ (w0*g1) + b1
-        ra = w0 * g1
+        low0 = r1[:, None, :] * a0  # image side: r1*xg + low0^T @ (w0*g1) + b1
+        rows0 = w0 * g1
         # Layer 1.
         q = queries + tokens
         queries = l1.norm1(queries + l1.self_attn(q=q, k=q, v=queries))
         t1 = l1.cross_attn_token_to_image
         queries = l1.norm2(queries + token_to_image(
-            t1, queries + tokens, r1, la, ra, s.k1, s.k1_const, s.v1, s.v1_const))
+            t1, queries + tokens, r1, low0, rows0, s.k1, s.k1_const, s.v1, s.v1_const))
         queries = l1.norm3(queries + l1.mlp(queries))
         i1 = l1.cross_attn_image_to_token
-        kt1, vt1 = _heads(i1.k_proj(queries + tokens), h), _heads(i1.v_proj(queries), h)
-        zq = per_head_rows(ra @ i1.q_proj.weight.T, kt1)  # B,HT,HT
+        h1 = i1.num_heads
+        kt1, vt1 = _heads(i1.k_proj(queries + tokens), h1), _heads(i1.v_proj(queries), h1)
+        zq = per_head_rows(rows0 @ i1.q_proj.weight.T, kt1)  # B,HT,HT
         a1 = softmax_per_head(r1[:, None, :] * per_head(s.q1, kt1) + per_head(s.q1_const, kt1)
-                              + zq @ la, kt1)
+                              + zq @ low0, kt1)
         b1, bias1 = l0.norm4.bias, i1.out_proj.bias
-        rows = torch.cat([ra, value_rows(vt1, i1.out_proj.weight) + (b1 + bias1) / h], 1)
-        low = torch.cat([la, a1], 1)  # B,2HT,N: image side r1*xg + low^T @ rows
+        rows = torch.cat([rows0, value_rows(vt1, i1.out_proj.weight) + (b1 + bias1) / h1], 1)
+        low = torch.cat([low0, a1], 1)  # B,2HT,N: image side r1*xg + low^T @ rows
         cross = torch.cat([
-            per_head(s.xgg_out0, vt) - mean_v0[..., None] * s.xgg_sum + s.xgg_bias0 / h,
-            per_head(s.xg_out1, vt1) + s.xg_const1 / h], 1)
+            per_head(s.xgg_out0, vt) - mean_v0[..., None] * s.xgg_sum + s.xgg_bias0 / h0,
+            per_head(s.xg_out1, vt1) + s.xg_const1 / h1], 1)
         rows = rows - rows.mean(-1, keepdim=True)
         r2 = rsqrt_var(r1 * r1 * s.xg_sq, low, r1[:, None, :] * cross, rows, l1.norm4.eps)
         scale, low, rows = r1 * r2, r2[:, None, :] * low, rows * l1.norm4.weight
@@ -188,7 +189,6 @@ class PointMaskDecoder(nn.Module):
         # rows run over (i, j, ki, kj, ki2, kj2): pixel (4i+2ki+ki2, 4j+2kj+kj2)
         masks = masks.view(b, side, side, 2, 2, 2, 2, 3).permute(0, 7, 1, 3, 5, 2, 4, 6)
         return masks.reshape(b, 3, 4 * side, 4 * side)
-
 
     @staticmethod
     def upscale_inputs(state: tuple) -> tuple[Tensor, Tensor]:

@@ -14,7 +14,9 @@ from torch import Tensor, nn
 
 from app.services.engine.decoder import _heads
 
+
 def linear(layer: nn.Linear, x: Tensor) -> Tensor:
+    """`layer(x)` for the image state's (N,C) tensors."""
     return x @ layer.weight.T + layer.bias
 
 
@@ -50,10 +52,11 @@ def rsqrt_var(base: Tensor, low: Tensor, cross: Tensor, rows: Tensor, eps: float
     """The layer norm's 1/sqrt(var + eps) per position of s + low @ rows, where the
     part s is centred, |s|^2 = base (B,N) and s . rows = cross (B,N,K), and the rows
     (B,K,C) are centred: |s + l r|^2 = |s|^2 + 2 l.(s r) + l (r r^T) l. Nothing of size
-    N x C is formed per prompt, and all terms are centred, so nothing cancels."""
+    N x C is formed per prompt. The terms are centred, so no large mean cancels; the
+    cross term can still be negative, and rounding must not make the sum so."""
     gram = rows @ rows.transpose(1, 2)  # B,K,K
     sq = base + 2 * (low * cross).sum(1) + ((gram @ low) * low).sum(1)
-    return torch.rsqrt(sq / rows.shape[-1] + eps)
+    return torch.rsqrt(sq.clamp_min(0) / rows.shape[-1] + eps)
 
 
 def token_to_image(attn: Attention, q_in: Tensor, scale: Tensor, low: Tensor, rows: Tensor,

@@ -46,10 +46,6 @@ class Family:
         """Every generation parameter the family takes, with its default."""
         return signature_defaults(*self.generators)
 
-    def parameters_for(self, prompted: bool) -> dict[str, Any]:
-        """The parameters one kind of job runs with: a prompted job takes no grid ones."""
-        return signature_defaults(self.generators[1 if prompted else 0])
-
     def engine(self, model: nn.Module, precision: PrecisionChoice, compile_model: bool,
                batch_size: int, package_dir: Path | None = None) -> ModelEngine:
         runtime = self.runtime(model, precision, compile_model, batch_size, package_dir)

@@ -114,8 +114,8 @@ class ModelManager:
 
     def package_dir(self) -> Path | None:
         """Where this checkpoint's parts, compiled ahead of time for this precision,
-        device and batch size, are stored (None: not compiling). The checkpoint is known by size and modification time: hashing it would cost
-        seconds a start."""
+        device and batch size, are stored (None: not compiling). The checkpoint is
+        known by size and modification time: hashing it would cost seconds a start."""
         if not self.compile_model:
             return None
         stat = self.checkpoint.stat()

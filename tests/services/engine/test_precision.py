@@ -89,6 +89,8 @@ def test_errors_of_the_computation_propagate_and_keep_the_compiled_code(error):
 
 
 def test_fast_keeps_positional_encodings_in_fp32():
+    # A prompted cut-out decodes under bf16 autocast: its first call computes the
+    # image's positional encoding there, which must stay fp32 all the same.
     torch.manual_seed(0)
     sam = build_sam_tiny().eval()
     runtime = SamRuntime(sam, PrecisionChoice("fast"), compile_model=False, batch_size=4)
@@ -97,7 +99,8 @@ def test_fast_keeps_positional_encodings_in_fp32():
     encode = pe_layer._pe_encoding
     pe_layer._pe_encoding = lambda coords: dtypes.append(encode(coords).dtype) or encode(coords)
 
-    state, _ = runtime.embed(np.zeros((64, 64, 3), np.uint8))
-    runtime.decode(state, np.array([[10.0, 20.0]]), (64, 64))
+    embedding, _ = runtime.image_embedding(np.zeros((64, 64, 3), np.uint8))
+    point = (torch.tensor([[[10.0, 20.0]]]), torch.ones(1, 1, dtype=torch.int))
+    runtime.predict(embedding, point, None, multimask=True)
 
     assert len(dtypes) == 2 and set(dtypes) == {torch.float32}

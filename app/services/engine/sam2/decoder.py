@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from app.services.engine.decoder import _image_to_token_update, _token_to_image, first_token_to_image
+from app.services.engine.decoder import (_image_to_token_update, _token_to_image,
+                                         first_token_to_image)
 
 
 def _attention(attn: nn.Module) -> SimpleNamespace:
