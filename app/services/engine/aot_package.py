@@ -132,6 +132,10 @@ class PackagedPart:
         (atomically: another process may be loading the same path) and load it."""
         spec = _input_spec(args)
         partial = self.path.with_name(f"{self.name}.{os.getpid()}.partial.pt2")
+        # Compiling takes about a minute a part on a small CPU, once: say so, or a first
+        # start looks hung.
+        log.info("aot_package_building", part=self.name, path=str(self.path),
+                 message="compiling once ahead of time; later starts load the package")
         try:
             # strict: Dynamo's tracer (the non-strict one fails on the encoder's
             # relative-position einsum).

@@ -117,10 +117,13 @@ def test_a_built_package_serves_a_restart_without_rebuilding_and_only_its_shapes
     torch.manual_seed(0)
     model = _TwoPrecisions().eval()
     x = torch.randn(3, 8)
-    with torch.inference_mode():
+    with torch.inference_mode(), capture_logs() as logs:
         expected = model(x)
         assert torch.allclose(_model_part(tmp_path, model)(x), expected, atol=1e-2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layers.pt2"]  # no partial left
+    # The minute-long build is announced, so a first start does not look hung.
+    assert [e["event"] for e in logs if e["event"].startswith("aot_package_b")] == [
+        "aot_package_building", "aot_package_built"]
 
     restarted = _model_part(tmp_path, model)
     monkeypatch.setattr(restarted, "_build", lambda args: pytest.fail("rebuilt on restart"))
