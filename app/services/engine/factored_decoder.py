@@ -7,30 +7,30 @@ is the layer norm of x plus what the image gathered from that prompt's 7 tokens:
 attention weights (N x 7 per head) times 7 value rows per head, a low-rank update. So
 the image side is never built per prompt (N x 256, then projected again); it is kept as
 
-    keys = r * (x_c * g) + L @ R + b
+    keys = r * (x_c * g + L @ R) + b
 
 with x_c the centred image (shared), r a per-prompt, per-position scale (the layer
-norm's), L the attention weights so far (N x 56 per layer) and R their value rows.
+norms'), L the attention weights so far (N x 56 per layer, each layer's a separate
+piece: no concatenated copy) and R their value rows.
 Every product the transformer takes then runs on x's projections, computed once per
 image, plus products of rank 56 or 112 per prompt (`low_rank`), and the layer norms'
 statistics come from the same factors: about half the multiply-adds of the unfactored
-form. The transformer (predicted IoU) and the upscaling (masks) are separate calls;
-only prompts that are upscaled get their image side built (`image_side`), and the
-upscaling runs as channels-last matrix products for the three multimask outputs only.
-Results equal the stock decoder's up to float rounding (about 1e-6 on the tokens).
+form. The transformer (predicted IoU) and the upscaling (masks, `factored_masks`) are
+separate calls, so only prompts that pass the IoU filter are upscaled; the final
+attention runs in the first for the IoU token, in the second for the mask tokens. Results equal the
+stock decoder's up to float rounding (about 1e-6 on the tokens).
 """
 
-import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from segment_anything.modeling import MaskDecoder
 from torch import Tensor, nn
 
 from app.services.engine.decoder import _heads, first_token_to_image
-from app.services.engine.low_rank import (linear, per_head, per_head_rows, rsqrt_var,
-                                          softmax_per_head, token_to_image, value_rows)
+from app.services.engine.low_rank import (first_upscaling, linear, per_head, per_head_rows,
+                                          rsqrt_var, softmax_per_head, token_to_image, upscale,
+                                          value_rows)
 
 
 class ImageState(NamedTuple):
@@ -53,12 +53,12 @@ class ImageState(NamedTuple):
     xgg_bias0: Tensor  # (xg_c*g1) . (b_out - mean b_out) (layer 0) (N)
     xg_out1: Tensor  # xg_c @ W_out (layer 1, image-to-token) (N, Hd)
     xg_const1: Tensor  # xg_c . (b1 + b_out1) (N)
-    xg2: Tensor  # xg_c * g2 (N, C): the final image side's shared part
-    kf: Tensor  # xg2 @ W_k^T, final token-to-image (N, Hd)
+    kf: Tensor  # xg2 @ W_k^T, final token-to-image (N, Hd); xg2 = xg_c*g2 (N, C)
     kf_const: Tensor  # (b2 + pe) @ W_k^T + b_k (N, Hd)
     vf: Tensor  # xg2 @ W_v^T (N, Hd)
     vf_const: Tensor  # b2 @ W_v^T + b_v (Hd)
-    b2: Tensor  # the last layer norm's bias (C)
+    up_shared: Tensor  # xg2 @ W_up, the first upscaling's matrix (N, 4*C/4)
+    up_const: Tensor  # b2 @ W_up + its bias (4*C/4)
 
 
 class PointMaskDecoder(nn.Module):
@@ -69,8 +69,7 @@ class PointMaskDecoder(nn.Module):
         super().__init__()
         self.decoder = mask_decoder
         self.transformer = mask_decoder.transformer
-        up = mask_decoder.output_upscaling
-        self.up1, self.up_norm, self.up2 = up[0], up[1], up[3]
+        self.multimask = slice(2, 1 + mask_decoder.num_mask_tokens)  # tokens 2-4 of 7
         layers = self.transformer.layers
         if len(layers) != 2 or not layers[0].skip_first_layer_pe:
             raise ValueError("the factored form is written for SAM 1's two-layer decoder")
@@ -90,6 +89,7 @@ class PointMaskDecoder(nn.Module):
         xg_c = xg - xg.mean(-1, keepdim=True)
         xgg = xg_c * g1
         xg2 = xg_c * g2  # ... and after layer 1, r1 * r2 * xg2 + (low rank) + b2
+        w_up, b_up = first_upscaling(self.decoder.output_upscaling)
         state = ImageState(
             k0=linear(t0.k_proj, x + pe), v0=linear(t0.v_proj, x),
             image_q0=linear(i0.q_proj, x + pe),
@@ -100,14 +100,18 @@ class PointMaskDecoder(nn.Module):
             xg_sq=(xg_c * xg_c).sum(-1), xgg_out0=xgg @ out0, xgg_sum=xgg.sum(-1),
             xgg_bias0=xgg @ (bias0 - bias0.mean()),
             xg_out1=xg_c @ i1.out_proj.weight, xg_const1=xg_c @ (b1 + i1.out_proj.bias),
-            xg2=xg2, kf=xg2 @ final.k_proj.weight.T, kf_const=linear(final.k_proj, b2 + pe),
-            vf=xg2 @ final.v_proj.weight.T, vf_const=linear(final.v_proj, b2), b2=b2)
+            kf=xg2 @ final.k_proj.weight.T, kf_const=linear(final.k_proj, b2 + pe),
+            vf=xg2 @ final.v_proj.weight.T, vf_const=linear(final.v_proj, b2),
+            up_shared=xg2 @ w_up, up_const=b2 @ w_up + b_up)
         return tuple(t.contiguous() for t in state)
 
     def forward(self, tokens: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
-        """tokens (B,T,C). Returns the output tokens (B,T,C), the factors of the final
-        image side (`image_side`'s scale, low, rows) and the three multimask IoU
-        predictions (B,3)."""
+        """tokens (B,T,C). Returns what `factored_masks` takes per prompt (the three
+        multimask tokens and their positions before the final attention; the factors
+        of the final image side: scale, the two pieces of low, rows) and the three
+        multimask IoU predictions (B,3). The final attention runs here for the IoU
+        token only: each token attends on its own, and the mask tokens' outputs are
+        needed only for the prompts that are upscaled (a seventh of the work)."""
         s = ImageState(*state)
         l0, l1 = self.transformer.layers
         queries = l0.norm1(l0.self_attn(q=tokens, k=tokens, v=tokens))
@@ -126,72 +130,60 @@ class PointMaskDecoder(nn.Module):
         bias0 = i0.out_proj.bias
         w0 = v0_rows - mean_v0[..., None] + (bias0 - bias0.mean()) / h0
         cross = per_head(s.x_out0, vt) + s.x_bias0 / h0
-        r1 = rsqrt_var(s.xx, a0, cross, w0, l0.norm4.eps)
-        g1 = l0.norm4.weight
-        low0 = r1[:, None, :] * a0  # image side: r1*xg + low0^T @ (w0*g1) + b1
-        rows0 = w0 * g1
+        r1 = rsqrt_var(s.xx, (a0,), (cross,), w0, l0.norm4.eps)
+        rows0 = w0 * l0.norm4.weight  # image side: r1 * (xg + a0^T @ rows0) + b1
         # Layer 1.
         q = queries + tokens
         queries = l1.norm1(queries + l1.self_attn(q=q, k=q, v=queries))
         t1 = l1.cross_attn_token_to_image
         queries = l1.norm2(queries + token_to_image(
-            t1, queries + tokens, r1, low0, rows0, s.k1, s.k1_const, s.v1, s.v1_const))
+            t1, queries + tokens, r1, (a0,), rows0, s.k1, s.k1_const, s.v1, s.v1_const))
         queries = l1.norm3(queries + l1.mlp(queries))
         i1 = l1.cross_attn_image_to_token
         h1 = i1.num_heads
         kt1, vt1 = _heads(i1.k_proj(queries + tokens), h1), _heads(i1.v_proj(queries), h1)
         zq = per_head_rows(rows0 @ i1.q_proj.weight.T, kt1)  # B,HT,HT
-        a1 = softmax_per_head(r1[:, None, :] * per_head(s.q1, kt1) + per_head(s.q1_const, kt1)
-                              + zq @ low0, kt1)
+        a1 = softmax_per_head(r1[:, None, :] * (per_head(s.q1, kt1) + zq @ a0)
+                              + per_head(s.q1_const, kt1), kt1)
+        # Its update enters outside layer 0's scale: image side r1 * (xg + low^T @ rows)
+        # + b1 with low = (a0, a1 / r1) (kept as two pieces: no concatenated copy).
+        low = (a0, a1 / r1[:, None, :])
         b1, bias1 = l0.norm4.bias, i1.out_proj.bias
         rows = torch.cat([rows0, value_rows(vt1, i1.out_proj.weight) + (b1 + bias1) / h1], 1)
-        low = torch.cat([low0, a1], 1)  # B,2HT,N: image side r1*xg + low^T @ rows
-        cross = torch.cat([
-            per_head(s.xgg_out0, vt) - mean_v0[..., None] * s.xgg_sum + s.xgg_bias0 / h0,
-            per_head(s.xg_out1, vt1) + s.xg_const1 / h1], 1)
+        cross = (per_head(s.xgg_out0, vt) - mean_v0[..., None] * s.xgg_sum + s.xgg_bias0 / h0,
+                 per_head(s.xg_out1, vt1) + s.xg_const1 / h1)
         rows = rows - rows.mean(-1, keepdim=True)
-        r2 = rsqrt_var(r1 * r1 * s.xg_sq, low, r1[:, None, :] * cross, rows, l1.norm4.eps)
-        scale, low, rows = r1 * r2, r2[:, None, :] * low, rows * l1.norm4.weight
-        final = self.transformer.final_attn_token_to_image
-        queries = self.transformer.norm_final_attn(queries + token_to_image(
-            final, queries + tokens, scale, low, rows, s.kf, s.kf_const, s.vf, s.vf_const))
-        return queries, scale, low, rows, self.decoder.iou_prediction_head(queries[:, 0])[:, 1:]
+        r2 = rsqrt_var(s.xg_sq, low, cross, rows, l1.norm4.eps, factor=r1 * r1)
+        scale, rows = r1 * r2, rows * l1.norm4.weight  # image side scale*(xg2 + low^T rows) + b2
+        iou_token = self._final_attention(queries[:, :1], tokens[:, :1], scale, low, rows,
+                                          s.kf, s.kf_const, s.vf, s.vf_const)[:, 0]
+        masks = self.multimask
+        return (queries[:, masks], tokens[:, masks], scale, *low, rows,
+                self.decoder.iou_prediction_head(iou_token)[:, 1:])
 
-    @staticmethod
-    def image_side(scale: Tensor, low: Tensor, rows: Tensor, xg2: Tensor, b2: Tensor) -> Tensor:
-        """The final image side (B,N,C) of the prompts whose factors these are, from
-        the image's shared part `ImageState.xg2` and bias `ImageState.b2`."""
-        return torch.baddbmm(scale[..., None] * xg2 + b2, low.transpose(1, 2), rows)
+    def _final_attention(self, queries: Tensor, tokens: Tensor, scale: Tensor,
+                         low: tuple[Tensor, ...], rows: Tensor, *image: Tensor) -> Tensor:
+        """The transformer's last step for some of the tokens (B,t,C): they attend to
+        the final image side (`ImageState` kf, kf_const, vf, vf_const), then norm."""
+        attend = self.transformer.final_attn_token_to_image
+        return self.transformer.norm_final_attn(queries + token_to_image(
+            attend, queries + tokens, scale, low, rows, *image))
 
-    def factored_masks(self, queries: Tensor, scale: Tensor, low: Tensor, rows: Tensor,
-                       xg2: Tensor, b2: Tensor) -> Tensor:
-        """`masks` of the prompts with these output tokens and image-side factors."""
-        return self.masks(queries, self.image_side(scale, low, rows, xg2, b2))
-
-    def masks(self, queries: Tensor, keys: Tensor) -> Tensor:
-        """The three multimask low-res logits (B,3,4h,4w) from the output tokens
-        and the image side: upscaling (two 2x2 stride-2 transposed convolutions, channels last)
-        and the hypernetwork dot product, for the three multimask tokens only."""
-        b, n, c = keys.shape
-        side = math.isqrt(n)
-        w1 = self.up1.weight.permute(0, 2, 3, 1).reshape(c, -1)  # C, (ki,kj,C/4)
-        # addmm adds the bias inside the product: no extra pass over image-sized tensors.
-        y = torch.addmm(self.up1.bias.repeat(4), keys.reshape(-1, c), w1).view(b, n, 4, -1)
-        y = F.gelu(F.layer_norm(y, y.shape[-1:], self.up_norm.weight, self.up_norm.bias,
-                                self.up_norm.eps))
-        w2 = self.up2.weight.permute(0, 2, 3, 1).reshape(y.shape[-1], -1)  # C/4, (ki,kj,C/8)
-        z = F.gelu(torch.addmm(self.up2.bias.repeat(4), y.view(-1, y.shape[-1]), w2))
+    def factored_masks(self, queries: Tensor, tokens: Tensor, scale: Tensor, low0: Tensor,
+                       low1: Tensor, rows: Tensor, kf: Tensor, kf_const: Tensor, vf: Tensor,
+                       vf_const: Tensor, up_shared: Tensor, up_const: Tensor) -> Tensor:
+        """The three multimask low-res logits (B,3,4h,4w) from `forward`'s per-prompt
+        outputs: the multimask tokens' final attention, then `low_rank.upscale` from
+        the final image side's factors."""
+        queries = self._final_attention(queries, tokens, scale, (low0, low1), rows,
+                                        kf, kf_const, vf, vf_const)
         mlps = self.decoder.output_hypernetworks_mlps
-        hyper = torch.stack([mlps[i](queries[:, 1 + i]) for i in range(1, len(mlps))], 1)
-        # The dot product as one batched matrix product: the broadcast multiply-then-sum
-        # it replaces wrote a (B, 64*64*16, 3, C/8) tensor, the decoder's costliest op.
-        masks = torch.bmm(z.view(b, -1, hyper.shape[-1]), hyper.transpose(1, 2))  # B,P*4,3
-        # rows run over (i, j, ki, kj, ki2, kj2): pixel (4i+2ki+ki2, 4j+2kj+kj2)
-        masks = masks.view(b, side, side, 2, 2, 2, 2, 3).permute(0, 7, 1, 3, 5, 2, 4, 6)
-        return masks.reshape(b, 3, 4 * side, 4 * side)
+        hyper = torch.stack([mlps[i](queries[:, i - 1]) for i in range(1, len(mlps))], 1)
+        return upscale(self.decoder.output_upscaling, hyper, scale, (low0, low1), rows,
+                       up_shared, up_const)
 
     @staticmethod
-    def upscale_inputs(state: tuple) -> tuple[Tensor, Tensor]:
+    def upscale_inputs(state: tuple) -> tuple[Tensor, ...]:
         """What `factored_masks` takes of the image state, after the prompts' own."""
         s = ImageState(*state)
-        return s.xg2, s.b2
+        return s.kf, s.kf_const, s.vf, s.vf_const, s.up_shared, s.up_const

@@ -9,9 +9,10 @@ faster: the same grid of point prompts, filters, NMS and record fields, but
   bounded whatever the image size and the mask count.
 
 `exact` scores stability and boxes on full-size logits, as stock does, so its masks
-are stock's. `fast` scores them at the model's working resolution (the 1024 input)
-and upsamples to full size only the kept masks, only where each can lie
-(`upsampling.region_mask`): its cost barely grows with megapixels.
+are stock's. `fast`, on images larger than the model's input, scores them at the
+model's working resolution (the 1024 input) and upsamples to full size only the kept
+masks, only where each can lie (`upsampling.region_mask`): its cost barely grows with
+megapixels.
 """
 
 import numpy as np
@@ -57,6 +58,14 @@ class MaskEngine(CropLoop):
         self.fast = runtime.precision.mode == "fast"
         self.side = runtime.sam.image_encoder.img_size
 
+    def _at_working_resolution(self, input_size: tuple[int, int],
+                               crop_size: tuple[int, int]) -> bool:
+        """Whether masks are scored at working resolution and upsampled by region: in
+        `fast`, for crops larger than the model's input. A crop of the input's size
+        (an image up to 1024 px) has nothing to upsample, and the region route's
+        per-mask steps then cost more than whole masks do (docs/performance.md)."""
+        return self.fast and tuple(input_size) != tuple(crop_size)
+
     def _embed_crop(self, cropped: np.ndarray, crop_box: list[int],
                     orig_size: tuple[int, ...]) -> tuple[tuple, DecodeBatch]:
         crop_size = cropped.shape[:2]
@@ -78,21 +87,22 @@ class MaskEngine(CropLoop):
                         points=torch.as_tensor(points.repeat(low_res.shape[1], axis=0)))
         self._keep_passing_iou(data)
         stability, boxes = [], []
-        scored_size = input_size if self.fast else crop_size
+        working = self._at_working_resolution(input_size, crop_size)
+        scored_size = input_size if working else crop_size
         for chunk in data["low_res"].split(chunk_size(np.prod(scored_size), _MEMORY_BUDGET)):
-            logits = (working_logits(chunk, self.side, input_size) if self.fast
+            logits = (working_logits(chunk, self.side, input_size) if working
                       else full_logits(chunk, self.side, input_size, crop_size))
             stability.append(calculate_stability_score(
                 logits, self.mask_threshold, self.stability_score_offset))
             binary = logits > self.mask_threshold
             boxes.append(fast_boxes(logits, binary, self.mask_threshold, input_size, crop_size)
-                         if self.fast else batched_mask_to_box(binary))
+                         if working else batched_mask_to_box(binary))
         return self._scored(data, stability, boxes, crop_box, orig_size)
 
     def _regions(self, low_res: Tensor, input_size: tuple[int, int],
                  crop_size: tuple[int, int]) -> list[tuple[np.ndarray, int, int]]:
         """Full-size binary masks of a chunk, each as (region, top, left) in the crop."""
-        if self.fast:
+        if self._at_working_resolution(input_size, crop_size):
             logits = working_logits(low_res, self.side, input_size)
             boxes = working_boxes(logits > self.mask_threshold)
             return [region_mask(one, box, self.mask_threshold, crop_size)
@@ -107,7 +117,8 @@ class MaskEngine(CropLoop):
         records: list[MaskRecord | None] = [None] * len(data["iou_preds"])
         for crop_idx, (crop_box, input_size, crop_size) in enumerate(crops):
             idx = torch.nonzero(data["crop_idx"] == crop_idx).flatten().tolist()
-            upsampled = input_size if self.fast else crop_size
+            upsampled = (input_size if self._at_working_resolution(input_size, crop_size)
+                         else crop_size)
             per_chunk = chunk_size(np.prod(upsampled), _MEMORY_BUDGET)
             for (chunk,) in batch_iterator(per_chunk, idx):
                 checkpoint()  # a job past its deadline stops here too

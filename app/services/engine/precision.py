@@ -1,9 +1,10 @@
 """Which numeric precision mask generation runs in, and compiling with a safe fallback.
 
 PRECISION=exact runs fp32 and matches the stock generator. PRECISION=fast runs in
-bf16 (SAM 1: the image encoder holds bf16 weights, the point decoder stays fp32; SAM
-2.1: encoder and decoder under bf16 autocast) where bf16 is native: CUDA devices of
-compute capability 8.0 or newer, and CPUs with AMX-BF16 or AVX512-BF16. Elsewhere (plain AVX2 CPUs, pre-Ampere GPUs that emulate bf16) matrix
+bf16 (SAM 1: the image encoder holds bf16 weights and fuses its attention, the point
+decoder stays fp32; SAM 2.1: encoder and decoder under bf16 autocast) where bf16 is
+native: CUDA devices of compute capability 8.0 or newer, and CPUs with AMX-BF16 or
+AVX512-BF16. Elsewhere (plain AVX2 CPUs, pre-Ampere GPUs that emulate bf16) matrix
 products run slower in bf16 than in fp32, so it falls back to exact and records why.
 
 PRECISION=auto picks fast only where fast's speed and its agreement with the stock

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from app.core.logging import get_logger
 from app.services.engine.aot_package import PackagedPart
-from app.services.engine.attention import attend_by_head_groups
+from app.services.engine.attention import attend_by_head_groups, attend_fused
 from app.services.engine.decoder import upscale_batch_size, upscale_passing
 from app.services.engine.factored_decoder import PointMaskDecoder
 from app.services.engine.precision import CompiledOrEager, PrecisionChoice
@@ -42,8 +42,10 @@ class SamRuntime:
         self.precision = precision
         self.batch_size = batch_size
         self.transform = ResizeLongestSide(sam.image_encoder.img_size)
-        attend_by_head_groups(sam.image_encoder)  # same numbers, a fraction of the memory
-        self._dtype = torch.bfloat16 if precision.mode == "fast" else torch.float32
+        fast = precision.mode == "fast"
+        self._dtype = torch.bfloat16 if fast else torch.float32
+        # exact: stock's numbers, a fraction of the memory. fast: the fused kernel.
+        (attend_fused if fast else attend_by_head_groups)(sam.image_encoder)
         # fast: the image encoder holds bf16 weights and runs in bf16 throughout (under
         # autocast it spent much of its time converting between fp32 and bf16). The
         # point decoder stays fp32: factored, it is as quick in fp32 as it was in bf16

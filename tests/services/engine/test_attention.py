@@ -17,3 +17,25 @@ def test_head_groups_give_the_stock_encoder_output_bit_for_bit():
         expected = stock.image_encoder(image)
         assert attention.HEADS_AT_ONCE < grouped.image_encoder.blocks[2].attn.num_heads  # really split
         assert torch.equal(grouped.image_encoder(image), expected)
+
+
+def test_fused_attention_gives_the_stock_encoder_output_up_to_rounding():
+    """`fast`'s fused kernel with the relative positions as its mask: same mathematics,
+    in every block (windowed and global), whichever order its sums run in."""
+    torch.manual_seed(0)
+    stock = build_sam_tiny().eval()
+    fused = build_sam_tiny().eval()
+    fused.load_state_dict(stock.state_dict())
+    for model in (stock, fused):  # positions of a trained size, not seeded-random zeros
+        for block in model.image_encoder.blocks:
+            torch.manual_seed(1)
+            block.attn.rel_pos_h.data.normal_(0, 0.5)
+            block.attn.rel_pos_w.data.normal_(0, 0.5)
+    attention.attend_fused(fused.image_encoder)
+    image = torch.randn(1, 3, 256, 256)
+    with torch.inference_mode():
+        expected = stock.image_encoder(image)
+        got = fused.image_encoder(image)
+    assert {block.window_size > 0 for block in fused.image_encoder.blocks} == {True, False}
+    assert torch.allclose(got, expected, atol=1e-4), (got - expected).abs().max()
+    assert not torch.equal(got, expected)  # it is really the other kernel

@@ -164,3 +164,21 @@ def test_crop_layers_with_no_surviving_mask_return_no_objects(sam):
     # Stock raises IndexError here (its crop NMS indexes an empty box tensor).
     params = {**PERMISSIVE, "points_per_side": 4, "crop_n_layers": 1, "pred_iou_thresh": 1e6}
     assert _engine(sam, **params).generate(scene_rgb(80, 60)) == []
+
+
+def test_fast_on_an_image_of_the_models_input_size_upsamples_whole_masks_to_the_same_result(
+        trained_sam, monkeypatch):
+    # Nothing to upsample past the working resolution, so fast takes exact's route for
+    # whole masks (cheaper than the per-mask regions there); both give the same masks.
+    image, _ = generate_scene(np.random.default_rng(7), 192, 256)  # input: 256 x 192
+    params = {**PERMISSIVE, "points_per_side": 8}
+    engine = _engine(trained_sam, "fast", **params)
+    assert not engine._at_working_resolution((192, 256), (192, 256))
+    whole = engine.generate(image)
+    monkeypatch.setattr(MaskEngine, "_at_working_resolution", lambda self, *sizes: True)
+    by_region = engine.generate(image)
+
+    assert len(whole) >= 10
+    assert [r.rle["counts"] for r in whole] == [r.rle["counts"] for r in by_region]
+    np.testing.assert_array_equal([r.stability_score for r in whole],  # NaN: empty mask
+                                  [r.stability_score for r in by_region])
