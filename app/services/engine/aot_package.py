@@ -147,6 +147,7 @@ class PackagedPart:
                 exported, package_path=str(partial),
                 inductor_configs={"aot_inductor.metadata": {"input_spec": spec},
                                   "aot_inductor.package_constants_in_so": False})
+            del exported  # its graph is garbage now: let `_return_freed_memory` free it
             os.replace(partial, self.path)
         except Exception as exc:  # noqa: BLE001 - any failure leaves torch.compile to it
             partial.unlink(missing_ok=True)
@@ -167,8 +168,8 @@ class PackagedPart:
 
 def _return_freed_memory() -> None:
     """Hand the compiler's freed memory back to the system (glibc keeps it otherwise),
-    so the next part's build and the requests start from the model's own footprint: a
-    first start builds three parts in the serving process."""
+    so the next part's build and the requests start lower: a first start builds three
+    parts in the serving process."""
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -61,10 +61,11 @@ class MaskEngine(CropLoop):
     def _at_working_resolution(self, input_size: tuple[int, int],
                                crop_size: tuple[int, int]) -> bool:
         """Whether masks are scored at working resolution and upsampled by region: in
-        `fast`, for crops larger than the model's input. A crop of the input's size
-        (an image up to 1024 px) has nothing to upsample, and the region route's
-        per-mask steps then cost more than whole masks do (docs/performance.md)."""
-        return self.fast and tuple(input_size) != tuple(crop_size)
+        `fast`, for crops larger than the model's input. A crop up to the input's size
+        (an image up to 1024 px) has no more pixels than the working resolution, and the
+        region route's per-mask steps then cost more than whole masks do
+        (docs/performance.md); such crops get stock's post-processing."""
+        return self.fast and max(crop_size) > max(input_size)
 
     def _embed_crop(self, cropped: np.ndarray, crop_box: list[int],
                     orig_size: tuple[int, ...]) -> tuple[tuple, DecodeBatch]:

@@ -166,14 +166,17 @@ def test_crop_layers_with_no_surviving_mask_return_no_objects(sam):
     assert _engine(sam, **params).generate(scene_rgb(80, 60)) == []
 
 
-def test_fast_on_an_image_of_the_models_input_size_upsamples_whole_masks_to_the_same_result(
+def test_fast_on_an_image_up_to_the_models_input_size_upsamples_whole_masks(
         trained_sam, monkeypatch):
-    # Nothing to upsample past the working resolution, so fast takes exact's route for
-    # whole masks (cheaper than the per-mask regions there); both give the same masks.
+    # Nothing to upsample past the working resolution, so fast takes stock's route for
+    # whole masks (cheaper than the per-mask regions there); at the input's own size
+    # both routes give the same masks.
     image, _ = generate_scene(np.random.default_rng(7), 192, 256)  # input: 256 x 192
     params = {**PERMISSIVE, "points_per_side": 8}
     engine = _engine(trained_sam, "fast", **params)
     assert not engine._at_working_resolution((192, 256), (192, 256))
+    assert not engine._at_working_resolution((192, 256), (96, 128))  # enlarged to the input
+    assert engine._at_working_resolution((192, 256), (384, 512))
     whole = engine.generate(image)
     monkeypatch.setattr(MaskEngine, "_at_working_resolution", lambda self, *sizes: True)
     by_region = engine.generate(image)
