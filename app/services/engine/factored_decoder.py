@@ -17,8 +17,8 @@ image, plus products of rank 56 or 112 per prompt (`low_rank`), and the layer no
 statistics come from the same factors: about half the multiply-adds of the unfactored
 form. The transformer (predicted IoU) and the upscaling (masks, `factored_masks`) are
 separate calls, so only prompts that pass the IoU filter are upscaled; the final
-attention runs in the first for the IoU token, in the second for the mask tokens. Results equal the
-stock decoder's up to float rounding (about 1e-6 on the tokens).
+attention runs in the first for the IoU token, in the second for the mask tokens.
+Results equal the stock decoder's up to float rounding (about 1e-6 on the tokens).
 """
 
 from typing import NamedTuple
