@@ -53,8 +53,9 @@ def value_rows(tokens_v: Tensor, out_weight: Tensor) -> Tensor:
 def rsqrt_var(base: Tensor, low: tuple[Tensor, ...], cross: tuple[Tensor, ...],
               rows: Tensor, eps: float, factor: Tensor | None = None) -> Tensor:
     """The layer norm's 1/sqrt(var + eps) per position of f * (s + low @ rows), with
-    factor = f^2 (a per-position scale on the image side, squared), where s is centred, |s|^2 = base (B,N) and s . rows = cross (B,K,N), and
-    the rows (B,K,C) are centred: |s + l r|^2 = |s|^2 + 2 l.(s r) + l (r r^T) l.
+    factor = f^2 (a per-position scale on the image side, squared), where s is
+    centred, |s|^2 = base (B,N) and s . rows = cross (B,K,N), and the rows (B,K,C) are
+    centred: |s + l r|^2 = |s|^2 + 2 l.(s r) + l (r r^T) l.
     low and cross come in matching pieces along K; the quadratic form takes each pair
     of pieces once (r r^T is symmetric: 3 of 4 blocks' products for two pieces).
     Nothing of size N x C is formed per prompt. The terms are centred, so no large mean
